@@ -1,0 +1,9 @@
+"""kws_tf: keyword-gated, limited-vocabulary speech recognition with Keras and TFLite.
+
+The runtime (this package outside ``kws_tf.train``) needs only numpy, soundfile, soxr and
+ai-edge-litert; everything that imports TensorFlow lives in ``kws_tf.train``.
+"""
+
+__version__ = "0.1.0"
+
+SAMPLE_RATE_HZ = 16000

@@ -1,0 +1,137 @@
+"""Frozen configuration dataclasses shared by training and the runtime (numpy only).
+
+Fields carry their unit in the name; derived values are properties. Each config turns into a plain
+dict for the JSON sidecar and back, so an exported model carries the settings it was trained with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain-JSON dict of a config dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type[T], data: dict) -> T:
+    """Build ``cls`` from a dict, ignoring unknown keys (newer sidecars) and using defaults for
+    missing ones (older sidecars)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Log-mel front end: 25 ms Hann windows every 10 ms at 16 kHz (no centre padding)."""
+
+    sample_rate_hz: int = 16000
+    window_ms: float = 25.0
+    hop_ms: float = 10.0
+    fft_size: int = 512
+    n_mels: int = 40
+    fmin_hz: float = 20.0
+    fmax_hz: float = 7600.0
+    log_floor: float = 1e-6
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.sample_rate_hz * self.window_ms / 1000.0))
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.sample_rate_hz * self.hop_ms / 1000.0))
+
+    def n_frames(self, n_samples: int) -> int:
+        """Number of feature frames for ``n_samples`` of audio (0 if shorter than a window)."""
+        if n_samples < self.window_samples:
+            return 0
+        return 1 + (n_samples - self.window_samples) // self.hop_samples
+
+    def __post_init__(self) -> None:
+        if self.window_samples > self.fft_size:
+            raise ValueError(f"window of {self.window_samples} samples exceeds fft_size {self.fft_size}")
+        if not 0 <= self.fmin_hz < self.fmax_hz <= self.sample_rate_hz / 2:
+            raise ValueError(f"need 0 <= fmin_hz < fmax_hz <= {self.sample_rate_hz / 2}")
+
+
+@dataclass(frozen=True)
+class KwsConfig:
+    """Keyword clips and the frame labels of the keyword spotter."""
+
+    clip_s: float = 10.0
+    conv_kernel_frames: int = 15
+    conv_stride_frames: int = 4
+    # Output frames after the keyword's end that are labelled 1 (the Coursera rule, in seconds).
+    label_s: float = 0.5
+    max_keywords: int = 3
+    max_other_words: int = 6
+    min_gap_s: float = 0.1
+    max_gap_s: float = 1.2
+    noise_prob: float = 0.85
+    noise_level_db: tuple[float, float] = (-45.0, -15.0)
+    word_level_db: tuple[float, float] = (-30.0, -12.0)
+
+    def clip_samples(self, features: FeatureConfig) -> int:
+        return int(round(self.clip_s * features.sample_rate_hz))
+
+    def input_frames(self, features: FeatureConfig) -> int:
+        return features.n_frames(self.clip_samples(features))
+
+    def output_frames(self, features: FeatureConfig) -> int:
+        return (self.input_frames(features) - self.conv_kernel_frames) // self.conv_stride_frames + 1
+
+    def output_hop_s(self, features: FeatureConfig) -> float:
+        return self.conv_stride_frames * features.hop_ms / 1000.0
+
+    def output_frame_time_s(self, index: int, features: FeatureConfig) -> float:
+        """Time (s, from the clip start) of the end of the audio that output frame ``index`` sees."""
+        last_input_frame = index * self.conv_stride_frames + self.conv_kernel_frames - 1
+        return (last_input_frame * features.hop_samples + features.window_samples) / features.sample_rate_hz
+
+
+@dataclass(frozen=True)
+class WordConfig:
+    """One-second word examples for the word classifier."""
+
+    clip_s: float = 1.0
+    time_shift_s: float = 0.15
+    noise_prob: float = 0.8
+    snr_db: tuple[float, float] = (0.0, 25.0)
+    gain_db: tuple[float, float] = (-10.0, 6.0)
+    silence_fraction: float = 0.06
+    specaugment: bool = True
+    freq_mask_bins: int = 6
+    time_mask_frames: int = 10
+
+    def clip_samples(self, features: FeatureConfig) -> int:
+        return int(round(self.clip_s * features.sample_rate_hz))
+
+
+SILENCE_LABEL = "_silence_"
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Keyword gate: how the keyword model's per-frame probabilities become detections."""
+
+    threshold: float = 0.5
+    hop_s: float = 0.2  # the keyword model re-runs on the last window every hop
+    smoothing_frames: int = 3  # moving average over output frames before thresholding
+    refractory_s: float = 2.0  # no second detection this soon after one
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Word decoder: sliding 1 s windows after the keyword, smoothed, then picked."""
+
+    threshold: float = 0.6  # words scored below this are left out rather than guessed
+    hop_s: float = 0.1
+    smoothing_windows: int = 3
+    pause_s: float = 1.5  # the utterance ends after this long without a word
+    max_s: float = 8.0  # and at the latest this long after the keyword

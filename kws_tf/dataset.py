@@ -1,0 +1,221 @@
+"""Index and load a Speech Commands folder in its official layout (numpy only; no TensorFlow).
+
+``WORD/<speaker>_nohash_<n>.wav``, ``_background_noise_/*.wav``, and optional
+``validation_list.txt`` / ``testing_list.txt``. Without list files, clips are split by a stable hash
+of the speaker id, as the data set's README prescribes, so a speaker never lands in two splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kws_tf.audio_io import AudioError, read_audio
+
+log = logging.getLogger(__name__)
+
+BACKGROUND_DIR = "_background_noise_"
+SPLITS = ("train", "validation", "test")
+# The 30 words of Speech Commands v0.01, the default vocabulary.
+V1_WORDS = (
+    "bed bird cat dog down eight five four go happy house left marvin nine no "
+    "off on one right seven sheila six stop three tree two up wow yes zero"
+).split()
+CORE_WORDS = "down go left no off on right stop up yes".split()
+MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # from the data set's README
+
+
+class DataError(Exception):
+    """A problem with the data folder; ``str()`` is a one-line message for the user."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: str  # absolute path
+    word: str
+    speaker: str
+    split: str
+
+
+@dataclass
+class DatasetIndex:
+    root: str
+    clips: list[Clip]
+    noise_files: list[str]
+    missing_listed: int = 0
+    split_source: str = "lists"  # or "hash"
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def select(self, split: str, words: list[str] | None = None) -> list[Clip]:
+        wanted = None if words is None else set(words)
+        return [c for c in self.clips if c.split == split and (wanted is None or c.word in wanted)]
+
+    @property
+    def words(self) -> list[str]:
+        return sorted({c.word for c in self.clips})
+
+    def summary(self) -> dict:
+        return {
+            "root": self.root,
+            "split_source": self.split_source,
+            "clips": len(self.clips),
+            "noise_files": len(self.noise_files),
+            "missing_listed": self.missing_listed,
+            "counts": self.counts,
+        }
+
+
+_NOHASH = re.compile(r"_nohash_.*$")
+
+
+def speaker_of(filename: str) -> str:
+    return _NOHASH.sub("", os.path.basename(filename))
+
+
+def hash_split(filename: str, validation_percent: float = 10.0, testing_percent: float = 10.0) -> str:
+    """The data set README's ``which_set``: a stable split by a hash of the speaker id."""
+    hashed = hashlib.sha1(speaker_of(filename).encode("utf-8")).hexdigest()
+    percent = (int(hashed, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
+    if percent < validation_percent:
+        return "validation"
+    if percent < validation_percent + testing_percent:
+        return "test"
+    return "train"
+
+
+def _read_list(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return [line.strip().replace("\\", "/") for line in f if line.strip()]
+
+
+def index_speech_commands(data_dir: str, lists_dir: str | None = None) -> DatasetIndex:
+    """Index every ``WORD/*.wav`` under ``data_dir``.
+
+    Args:
+        data_dir: folder in the official layout.
+        lists_dir: where ``validation_list.txt``/``testing_list.txt`` are (default: ``data_dir``).
+            Listed files that are not on disk are skipped and counted in ``missing_listed``.
+
+    Raises:
+        DataError: no such folder, or no word folders with WAV files in it.
+    """
+    root = os.path.abspath(os.path.expanduser(data_dir))
+    if not os.path.isdir(root):
+        raise DataError(f"{data_dir}: no such folder; pass --data-dir with a Speech Commands folder (see README, 'Data')")
+    files: dict[str, str] = {}  # relative path -> word
+    for word in sorted(os.listdir(root)):
+        folder = os.path.join(root, word)
+        if word.startswith((".", "_")) or not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            if name.lower().endswith(".wav"):
+                files[f"{word}/{name}"] = word
+    if not files:
+        raise DataError(f"{data_dir}: no WORD/*.wav clips found; expected the Speech Commands layout (see README, 'Data')")
+
+    lists_root = os.path.abspath(lists_dir) if lists_dir else root
+    list_paths = {s: os.path.join(lists_root, f"{s}_list.txt") for s in ("validation", "testing")}
+    assigned: dict[str, str] = {}
+    missing = 0
+    split_source = "hash"
+    if any(os.path.exists(p) for p in list_paths.values()):
+        split_source = "lists"
+        for name, split in (("validation", "validation"), ("testing", "test")):
+            if os.path.exists(list_paths[name]):
+                for rel in _read_list(list_paths[name]):
+                    if rel in files:
+                        assigned[rel] = split
+                    else:
+                        missing += 1
+    if missing:
+        log.info("%d files named in the list files are not on disk; skipped", missing)
+
+    clips = []
+    counts: dict[str, dict[str, int]] = {}
+    for rel, word in files.items():
+        split = assigned.get(rel, "train") if split_source == "lists" else hash_split(rel)
+        clips.append(Clip(os.path.join(root, rel), word, speaker_of(rel), split))
+        counts.setdefault(word, dict.fromkeys(SPLITS, 0))[split] += 1
+    noise_dir = os.path.join(root, BACKGROUND_DIR)
+    noise = sorted(os.path.join(noise_dir, n) for n in os.listdir(noise_dir) if n.lower().endswith(".wav")) if os.path.isdir(noise_dir) else []
+    return DatasetIndex(root, clips, noise, missing, split_source, counts)
+
+
+def check_vocabulary(index: DatasetIndex, words: list[str], split: str = "train") -> None:
+    """Raise DataError naming the vocabulary words that have no clips in ``split``."""
+    have = {c.word for c in index.clips if c.split == split}
+    lacking = [w for w in words if w not in have]
+    if lacking:
+        raise DataError(
+            f"{index.root}: no {split} clips for {', '.join(lacking)}; remove them from --words or add "
+            f"WORD/*.wav folders (or synthesize them: python -m kws_tf.train.synth)"
+        )
+
+
+def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
+    """Centre-pad with zeros or centre-crop ``(samples,)`` to exactly ``n`` samples."""
+    if len(audio) >= n:
+        start = (len(audio) - n) // 2
+        return audio[start : start + n]
+    pad = n - len(audio)
+    return np.pad(audio, (pad // 2, pad - pad // 2))
+
+
+@dataclass
+class LoadedClips:
+    audio: np.ndarray  # (n, samples) int16
+    clips: list[Clip]  # the clips that loaded, in order
+    failed: list[str]  # one-line messages for clips that could not be read
+
+
+def load_clips(clips: list[Clip], n_samples: int, sample_rate_hz: int = 16000, progress: bool = True, desc: str = "loading clips") -> LoadedClips:
+    """Decode clips into one int16 array, padded/cropped to ``n_samples``; unreadable files are
+    skipped and reported in ``failed``, never raised."""
+
+    def load(clip: Clip) -> np.ndarray | str:
+        try:
+            audio = read_audio(clip.path, sample_rate_hz)
+        except AudioError as exc:
+            return str(exc)
+        return np.round(np.clip(fit_length(audio, n_samples), -1.0, 32767 / 32768) * 32768).astype(np.int16)
+
+    bar = _progress(len(clips), desc) if progress and len(clips) > 200 else None
+    ok_audio, ok_clips, failed = [], [], []
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        for clip, result in zip(clips, pool.map(load, clips)):
+            if isinstance(result, str):
+                failed.append(result)
+            else:
+                ok_audio.append(result)
+                ok_clips.append(clip)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    audio = np.stack(ok_audio) if ok_audio else np.zeros((0, n_samples), np.int16)
+    return LoadedClips(audio, ok_clips, failed)
+
+
+def load_noise(paths: list[str], sample_rate_hz: int = 16000) -> tuple[list[np.ndarray], list[str]]:
+    """Background noise files as float32 arrays; unreadable ones are returned as messages."""
+    noise, failed = [], []
+    for path in paths:
+        try:
+            noise.append(read_audio(path, sample_rate_hz))
+        except AudioError as exc:
+            failed.append(str(exc))
+    return noise, failed
+
+
+def _progress(total: int, desc: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is optional in the runtime install
+        return None
+    return tqdm(total=total, desc=desc, unit="clip", leave=False)

@@ -1,0 +1,78 @@
+"""The JSON sidecar that travels with each exported model (numpy-free, stdlib only).
+
+Layout of an export folder (``saved_models/`` by default)::
+
+    kws/model.json       words/model.json        # sidecars (this module)
+    kws/float32.tflite   words/float32.tflite
+    kws/int8.tflite      words/int8.tflite
+    kws/saved_model/     words/saved_model/
+
+Sidecar keys (``format`` = ``kws_tf.sidecar/1``):
+    task: "kws" | "words"
+    labels: output names; kws: [keyword]; words: class names in output order (may include "_silence_")
+    keyword: the keyword (both tasks, for reference)
+    sample_rate_hz, features: FeatureConfig as a dict
+    input: {"frames", "n_mels", "clip_s"}            model input is (1, frames, n_mels) float32 log-mel
+    output: {"frames", "hop_s", "kernel_frames", "stride_frames"}   (kws; words: {"classes"})
+    model_files: {"float32": "float32.tflite", "int8": "int8.tflite"}
+    quantization: {"int8": "full_integer" | "dynamic_range", "note": str}
+    thresholds: runtime decision settings (see kws_tf.decisions for the meaning of each key)
+    parity: {"float32_max_abs_diff", "int8_max_abs_diff"} TFLite vs Keras on a probe batch
+    data, metrics, training: summaries; git_commit, kws_tf_version, created_utc
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+FORMAT = "kws_tf.sidecar/1"
+SIDECAR_NAME = "model.json"
+TASKS = ("kws", "words")
+
+
+class ModelDirError(Exception):
+    """A models folder that cannot be used; ``str()`` is a one-line message for the user."""
+
+
+def sidecar_path(models_dir: str, task: str) -> str:
+    return os.path.join(models_dir, task, SIDECAR_NAME)
+
+
+def load_sidecar(models_dir: str, task: str) -> dict:
+    """Read ``models_dir/task/model.json``; raise ModelDirError with what to do when it is unusable."""
+    path = sidecar_path(models_dir, task)
+    if not os.path.exists(path):
+        raise ModelDirError(f"{path}: not found; point --models at a folder that 'python -m kws_tf.train' exported (e.g. saved_models/)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelDirError(f"{path}: unreadable sidecar ({exc}); re-export the model") from None
+    if data.get("format") != FORMAT or data.get("task") != task:
+        raise ModelDirError(f"{path}: not a kws_tf {task} sidecar (format {data.get('format')!r}); re-export the model")
+    return data
+
+
+def save_sidecar(models_dir: str, task: str, data: dict) -> str:
+    """Write the sidecar atomically (temporary file, then rename)."""
+    path = sidecar_path(models_dir, task)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = {"format": FORMAT, "task": task, **data}
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def model_file(models_dir: str, task: str, sidecar: dict, precision: str) -> str:
+    """Path of the TFLite file for ``precision`` ("float32" or "int8")."""
+    files = sidecar.get("model_files", {})
+    if precision not in files:
+        raise ModelDirError(f"{sidecar_path(models_dir, task)}: no {precision} model listed; choose one of {sorted(files)}")
+    path = os.path.join(models_dir, task, files[precision])
+    if not os.path.exists(path):
+        raise ModelDirError(f"{path}: missing; re-export the model")
+    return path
