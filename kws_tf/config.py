@@ -124,6 +124,7 @@ class DetectorConfig:
     hop_s: float = 0.2  # the keyword model re-runs on the last window every hop
     smoothing_frames: int = 3  # moving average over output frames before thresholding
     refractory_s: float = 2.0  # no second detection this soon after one
+    patience_frames: int = 1  # smoothed probability must stay above threshold this many frames
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,4 @@ class DecoderConfig:
     smoothing_windows: int = 3
     pause_s: float = 1.5  # the utterance ends after this long without a word
     max_s: float = 8.0  # and at the latest this long after the keyword
+    merge_gap_s: float = 0.3  # two runs of the same word this close together are one word

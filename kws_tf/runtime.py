@@ -1,0 +1,286 @@
+"""The streaming transcriber: audio blocks of any size -> log-mel -> keyword model every hop on the
+last window -> keyword gate -> word model on sliding 1 s windows -> events (numpy, ai-edge-litert
+and kws_tf runtime modules only). Batch transcription is this loop fed one big block."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from kws_tf.config import DecoderConfig, DetectorConfig, FeatureConfig, from_dict
+from kws_tf.dataset import fit_length
+from kws_tf.decisions import Event, KeywordDetector, KeywordEvent, UtteranceEnd, WordDecoder, WordEvent, clamp_event, is_word_label
+from kws_tf.features import log_mel
+from kws_tf.sidecar import ModelDirError, load_sidecar, model_file, sidecar_path
+from kws_tf.tflite_model import TFLiteModel
+
+log = logging.getLogger(__name__)
+
+# features (frames, n_mels) float32 -> scores float32 ((out_frames,) or (classes,))
+Runner = Callable[[np.ndarray], np.ndarray]
+MODES = ("gated", "no_gate", "single_word")
+
+
+@dataclass(frozen=True)
+class TranscriptResult:
+    """What one recording contained."""
+
+    duration_s: float
+    keywords: list[KeywordEvent]
+    words: list[WordEvent]
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.word for w in self.words)
+
+    def to_dict(self) -> dict:
+        return {"duration_s": round(self.duration_s, 3), "keywords": [k.to_dict() for k in self.keywords],
+                "words": [w.to_dict() for w in self.words], "text": self.text}
+
+
+class _GroupedLogMel:
+    """Log-mel of a stream, computed in groups of ``group`` frames at fixed absolute positions, so
+    the numbers are bit-identical however the audio was split into blocks."""
+
+    def __init__(self, cfg: FeatureConfig, group: int) -> None:
+        self.cfg, self.group = cfg, group
+        self._need = (group - 1) * cfg.hop_samples + cfg.window_samples
+        self._blocks: list[np.ndarray] = []
+        self._count = 0
+
+    def push(self, block: np.ndarray) -> Iterator[np.ndarray]:
+        """Add ``(samples,)`` float32; yield each completed ``(group, n_mels)`` float32 group."""
+        block = np.asarray(block, np.float32).reshape(-1)
+        if len(block):
+            self._blocks.append(block)
+            self._count += len(block)
+        if self._count < self._need:
+            return
+        pending = np.concatenate(self._blocks)
+        step, pos = self.group * self.cfg.hop_samples, 0
+        self._blocks, self._count = [], 0
+        while len(pending) - pos >= self._need:
+            yield log_mel(np.array(pending[pos:pos + self._need]), self.cfg)
+            pos += step
+        rest = pending[pos:]
+        self._blocks, self._count = [rest], len(rest)
+
+
+class _FrameBuffer:
+    """The recent feature frames, addressed by absolute frame index; frames before the stream are
+    the log-mel of silence."""
+
+    def __init__(self, n_mels: int, silence: float, keep_frames: int) -> None:
+        self.n_mels, self.silence, self.keep = n_mels, np.float32(silence), keep_frames
+        self._data = np.zeros((0, n_mels), np.float32)
+        self.start = 0  # absolute index of _data[0]
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self._data)
+
+    def append(self, frames: np.ndarray) -> None:
+        self._data = np.concatenate([self._data, frames])
+        if len(self._data) > 2 * self.keep:
+            drop = len(self._data) - self.keep
+            self._data, self.start = self._data[drop:], self.start + drop
+
+    def window(self, end: int, n: int) -> np.ndarray:
+        """Frames ``[end - n, end)`` as ``(n, n_mels)`` float32, left-padded with silence."""
+        lo = end - n
+        if lo < self.start and lo >= 0:
+            raise RuntimeError("frame buffer trimmed too early")
+        pad = max(0, -lo)
+        part = self._data[max(lo, 0) - self.start:end - self.start]
+        if pad == 0:
+            return part
+        return np.concatenate([np.full((pad, self.n_mels), self.silence, np.float32), part])
+
+
+class Transcriber:
+    """Streaming keyword-gated transcription.
+
+    Args:
+        features: the feature settings both models were trained with.
+        kws_runner: keyword model, ``(kws_frames, n_mels)`` -> ``(out_frames,)`` probabilities.
+        kws_frames: keyword model input frames (10 s).
+        kernel_frames, stride_frames: how keyword output frames map to input frames.
+        word_runner: word model, ``(word_frames, n_mels)`` -> ``(classes,)`` softmax.
+        word_frames: word model input frames (1 s).
+        labels: word classes in output order.
+        detector, decoder: decision settings.
+        mode: "gated" (words only after a keyword), "no_gate" (all words) or "single_word".
+    """
+
+    def __init__(self, features: FeatureConfig, kws_runner: Runner, kws_frames: int, kernel_frames: int,
+                 stride_frames: int, word_runner: Runner, word_frames: int, labels: Sequence[str],
+                 detector: DetectorConfig = DetectorConfig(), decoder: DecoderConfig = DecoderConfig(),
+                 mode: str = "gated") -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.features, self.mode = features, mode
+        self.kws_runner, self.word_runner = kws_runner, word_runner
+        self.kws_frames, self.kernel_frames, self.stride_frames = kws_frames, kernel_frames, stride_frames
+        self.word_frames, self.labels = word_frames, list(labels)
+        self.detector_cfg, self.decoder_cfg = detector, decoder
+        frame_s = features.hop_ms / 1000.0
+        # Keyword hops are whole multiples of the output stride, so every run lands on the same grid.
+        self.kws_hop_frames = max(1, round(detector.hop_s / frame_s / stride_frames)) * stride_frames
+        self.word_hop_frames = max(1, round(decoder.hop_s / frame_s))
+        self.reset()
+
+    @classmethod
+    def from_dir(cls, models_dir: str, precision: str = "float32", mode: str = "gated",
+                 detector_overrides: dict | None = None, decoder_overrides: dict | None = None,
+                 num_threads: int = 1) -> Transcriber:
+        """Load ``models_dir/kws`` and ``models_dir/words`` as exported by ``kws_tf.train``.
+
+        Settings come from the sidecars; ``*_overrides`` replace single fields (e.g.
+        ``{"threshold": 0.7}``). Raises ModelDirError or ModelLoadError with a one-line message.
+        """
+        kws, words = load_sidecar(models_dir, "kws"), load_sidecar(models_dir, "words")
+        try:
+            features = from_dict(FeatureConfig, kws["features"])
+            if from_dict(FeatureConfig, words["features"]) != features:
+                raise ModelDirError(f"{models_dir}: the keyword and word models use different features; export them together")
+            thresholds_kws, thresholds_words = kws.get("thresholds", {}), words.get("thresholds", {})
+            detector = from_dict(DetectorConfig, thresholds_kws.get("detector", {}))
+            decoder = from_dict(DecoderConfig, thresholds_words.get("decoder", {}))
+            detector = dataclasses.replace(detector, **(detector_overrides or {}))
+            decoder = dataclasses.replace(decoder, **(decoder_overrides or {}))
+            kws_in, kws_out, words_in = kws["input"], kws["output"], words["input"]
+            labels = list(words["labels"])
+        except (KeyError, TypeError) as exc:
+            raise ModelDirError(f"{sidecar_path(models_dir, 'kws')}: sidecar lacks {exc}; re-export the models") from None
+        kws_model = TFLiteModel(model_file(models_dir, "kws", kws, precision), num_threads)
+        word_model = TFLiteModel(model_file(models_dir, "words", words, precision), num_threads)
+        return cls(features, kws_model.run, int(kws_in["frames"]), int(kws_out["kernel_frames"]),
+                   int(kws_out["stride_frames"]), word_model.run, int(words_in["frames"]), labels,
+                   detector, decoder, mode)
+
+    def reset(self) -> None:
+        """Forget all audio; the next block starts at time 0."""
+        group = math.gcd(self.kws_hop_frames, self.word_hop_frames)
+        self._mel = _GroupedLogMel(self.features, group)
+        keep = self.kws_frames + self.word_frames + self.kws_hop_frames + self.word_hop_frames
+        self._frames = _FrameBuffer(self.features.n_mels, math.log(self.features.log_floor), keep)
+        self.detector = KeywordDetector(self.detector_cfg)
+        self.decoder = WordDecoder(self.decoder_cfg, self.labels, gated=self.mode != "no_gate")
+        self._next_kws_end = self.kws_hop_frames
+        self._next_word_end = self._grid_end(0)
+        self.samples_seen = 0
+
+    def _grid_end(self, first_frame: int) -> int:
+        """First word-window end on the hop grid whose window starts at or after ``first_frame``."""
+        h = self.word_hop_frames
+        return -(-(first_frame + self.word_frames) // h) * h
+
+    def _frame_time_s(self, frame: int) -> float:
+        """End (s) of the audio of feature frame ``frame``."""
+        f = self.features
+        return (frame * f.hop_samples + f.window_samples) / f.sample_rate_hz
+
+    def feed(self, block: np.ndarray) -> list[Event]:
+        """Add ``(samples,)`` float32 mono 16 kHz audio; return the events it completed, in order."""
+        block = np.asarray(block, np.float32).reshape(-1)
+        self.samples_seen += len(block)
+        events: list[Event] = []
+        for frames in self._mel.push(block):
+            self._frames.append(frames)
+            events += self._work()
+        return events
+
+    def _work(self) -> list[Event]:
+        """Run every keyword hop and word window whose frames are all there, in time order."""
+        events: list[Event] = []
+        while True:
+            avail = self._frames.end
+            kws_due = self._next_kws_end <= avail
+            words_due = self.decoder.is_open and self._next_word_end <= avail
+            if kws_due and (not words_due or self._next_kws_end <= self._next_word_end):
+                events += self._run_kws()
+            elif words_due:
+                events += self._run_words()
+            else:
+                return events
+
+    def _run_kws(self) -> list[Event]:
+        end = self._next_kws_end
+        self._next_kws_end += self.kws_hop_frames
+        probs = np.asarray(self.kws_runner(self._frames.window(end, self.kws_frames)), np.float32).reshape(-1)
+        # Output frame j sees input frames [start + j*stride, start + j*stride + kernel); only the
+        # newest hop's worth is used: those saw the longest context.
+        last_input = end - self.kws_frames + np.arange(len(probs)) * self.stride_frames + self.kernel_frames - 1
+        new = slice(len(probs) - self.kws_hop_frames // self.stride_frames, None)
+        last_input, probs = last_input[new], probs[new]
+        real = last_input >= 0
+        times = np.array([self._frame_time_s(int(i)) for i in last_input[real]])
+        events: list[Event] = []
+        for kw in self.detector.update(times, probs[real]):
+            events.append(kw)
+            if self.mode != "gated":
+                continue
+            if self.decoder.is_open:
+                events += self.decoder.close(kw.time_s)
+            self.decoder.open(kw.time_s)
+            first = int(last_input[real][np.searchsorted(times, kw.time_s)]) + 1
+            self._next_word_end = self._grid_end(first)
+        return events
+
+    def _run_words(self) -> list[Event]:
+        end = self._next_word_end
+        self._next_word_end += self.word_hop_frames
+        probs = self.word_runner(self._frames.window(end, self.word_frames))
+        start_s = (end - self.word_frames) * self.features.hop_ms / 1000.0
+        return self.decoder.update(start_s, self._frame_time_s(end - 1), probs)
+
+    def finish(self) -> list[Event]:
+        """End of the stream: decide on the last audio (it is followed by silence) and close the
+        open utterance. Call ``reset`` before feeding a new stream."""
+        duration = self.samples_seen / self.features.sample_rate_hz
+        f = self.features
+        pad_frames = self.word_frames + self.kws_hop_frames + self.word_hop_frames
+        events = self.feed(np.zeros(pad_frames * f.hop_samples + f.window_samples, np.float32))
+        events += self.decoder.close(duration)
+        self.samples_seen = int(round(duration * f.sample_rate_hz))
+        return [clamp_event(e, duration) for e in events]
+
+    def transcribe(self, audio: np.ndarray) -> TranscriptResult:
+        """Whole recording: ``(samples,)`` float32 mono 16 kHz -> result (the stream fed in one block)."""
+        if self.mode == "single_word":
+            duration = len(audio) / self.features.sample_rate_hz
+            return TranscriptResult(duration, [], [self.classify_clip(audio)])
+        self.reset()
+        events = self.feed(audio) + self.finish()
+        return result_from_events(events, len(audio) / self.features.sample_rate_hz)
+
+    def classify_clip(self, audio: np.ndarray) -> WordEvent:
+        """The top word of a one-word clip, from its most energetic 1 s (centre-padded if shorter)."""
+        f = self.features
+        clip = (self.word_frames - 1) * f.hop_samples + f.window_samples
+        if f.n_frames(f.sample_rate_hz) == self.word_frames:
+            clip = f.sample_rate_hz  # exactly 1 s, as in training
+        audio = np.asarray(audio, np.float32).reshape(-1)
+        start = 0
+        if len(audio) > clip:
+            energy = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
+            starts = np.unique(np.append(np.arange(0, len(audio) - clip, f.sample_rate_hz // 10), len(audio) - clip))
+            start = int(starts[np.argmax(energy[starts + clip] - energy[starts])])
+        segment = fit_length(audio[start:start + clip], clip)
+        probs = np.asarray(self.word_runner(log_mel(segment, f)[: self.word_frames]), np.float32)
+        words = [i for i, lab in enumerate(self.labels) if is_word_label(lab)] or list(range(len(self.labels)))
+        best = max(words, key=lambda i: probs[i])
+        return WordEvent(word=self.labels[best], start_s=start / f.sample_rate_hz,
+                         end_s=(start + min(clip, len(audio))) / f.sample_rate_hz, score=float(probs[best]))
+
+
+def result_from_events(events: Sequence[Event], duration_s: float) -> TranscriptResult:
+    """Collect a stream's events: every keyword detection, and the words of closed utterances."""
+    keywords = [e for e in events if isinstance(e, KeywordEvent)]
+    words = [w for e in events if isinstance(e, UtteranceEnd) for w in e.words]
+    return TranscriptResult(duration_s, keywords, words)
