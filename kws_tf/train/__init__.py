@@ -1,0 +1,1 @@
+"""Training room: everything that imports TensorFlow/Keras lives here."""

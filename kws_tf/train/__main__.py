@@ -1,0 +1,113 @@
+"""``python -m kws_tf.train``: train the keyword spotter and/or the word classifier on a Speech
+Commands folder and export them (SavedModel, TFLite float32 and int8, JSON sidecars)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, index_speech_commands  # noqa: E402
+from kws_tf.train.presets import PresetError, available_presets, load_preset  # noqa: E402
+
+DEFAULT_DATA_DIRS = ("data/speech_commands_v0.01", "../shared/speech_commands_subset")
+DATA_HELP = (
+    "get the data set with 'python tools/download_speech_commands.py' (writes data/speech_commands_v0.01), "
+    "or pass --data-dir DIR (or set KWS_TF_DATA_DIR)"
+)
+
+
+def default_data_dir() -> str | None:
+    """``$KWS_TF_DATA_DIR``, else the first of DEFAULT_DATA_DIRS that exists (relative to cwd)."""
+    env = os.environ.get("KWS_TF_DATA_DIR")
+    if env:
+        return env
+    return next((d for d in DEFAULT_DATA_DIRS if os.path.isdir(d)), None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m kws_tf.train", description=__doc__)
+    p.add_argument("--data-dir", help=f"Speech Commands folder (default: $KWS_TF_DATA_DIR, else the first of {', '.join(DEFAULT_DATA_DIRS)})")
+    p.add_argument("--task", choices=("kws", "words", "both"), default="both")
+    p.add_argument("--keyword", default="stop", help="keyword for the keyword spotter (default: stop)")
+    p.add_argument("--words", nargs="+", default=V1_WORDS, metavar="WORD", help="vocabulary of the word model (default: the 30 words of v0.01)")
+    p.add_argument("--preset", default="default", help=f"training/NAME.json or a path (have: {', '.join(available_presets())})")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override a preset value, e.g. kws.gru_units=32")
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--out", default="saved_models", help="export folder (default: saved_models/)")
+    p.add_argument("--run-dir", help="checkpoints, logs and plots (default: training/runs/PRESET-TASK); rerunning resumes")
+    p.add_argument("--fresh", action="store_true", help="discard an interrupted run in --run-dir instead of resuming it")
+    p.add_argument("--lists-dir", help="folder with validation_list.txt/testing_list.txt (default: the data folder)")
+    p.add_argument("--synthetic-dir", help="extra clips in the same layout (e.g. from python -m kws_tf.train.synth), used for training only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    data_dir = args.data_dir or default_data_dir()
+    if data_dir is None:
+        print(f"error: no data folder found; {DATA_HELP}", file=sys.stderr)
+        return 1
+    try:
+        preset = load_preset(args.preset, args.set)
+        index = index_speech_commands(data_dir, args.lists_dir)
+        synthetic = index_speech_commands(args.synthetic_dir) if args.synthetic_dir else None
+        if synthetic is not None:  # synthetic clips only ever train
+            synthetic.clips = [c.__class__(c.path, c.word, c.speaker, "train") for c in synthetic.clips]
+        words = list(dict.fromkeys(args.words))
+        if args.task in ("words", "both"):
+            have = {c.word for ix in filter(None, (index, synthetic)) for c in ix.clips if c.split == "train"}
+            missing = [w for w in words if w not in have]
+            if missing:
+                check_vocabulary(index, missing)
+        if args.task in ("kws", "both") and not any(c.word == args.keyword for ix in filter(None, (index, synthetic)) for c in ix.clips):
+            raise DataError(f"{data_dir}: no clips of the keyword '{args.keyword}'; pick another --keyword or synthesize it (python -m kws_tf.train.synth)")
+    except (DataError, PresetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if index.missing_listed:
+        logging.info("%d files named in the list files are not on disk (skipped)", index.missing_listed)
+
+    from kws_tf.train.train_kws import train_kws  # imports TensorFlow (~2 s)
+    from kws_tf.train.train_words import train_words
+
+    tasks = ["kws", "words"] if args.task == "both" else [args.task]
+    summaries = {}
+    for task in tasks:
+        run_dir = args.run_dir and os.path.join(args.run_dir, task) or os.path.join("training", "runs", f"{preset.name}-{task}")
+        if args.fresh:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
+            json.dump({"args": vars(args), "preset": preset.to_dict()}, f, indent=2)
+        start = time.perf_counter()
+        common = dict(out_dir=args.out, run_dir=run_dir, seed=args.seed, synthetic=synthetic, epochs=args.epochs, verbose=2 if args.quiet else 1)
+        try:
+            if task == "kws":
+                summary = train_kws(index, args.keyword, preset, **common)
+            else:
+                summary = train_words(index, words, args.keyword, preset, **common)
+        except DataError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        summary["training"]["wall_s"] = time.perf_counter() - start
+        summaries[task] = summary
+        with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2)
+        print(f"{task}: exported to {os.path.join(args.out, task)}; run folder {run_dir}")
+        print(f"{task}: {json.dumps(summary['metrics'].get('test', {}), default=str)[:400]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

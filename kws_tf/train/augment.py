@@ -1,0 +1,82 @@
+"""Per-example audio augmentation in TensorFlow with stateless random ops (seeded per element):
+gain, time shift, speed perturbation, background noise at a random SNR (by RMS), SpecAugment."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def _uniform(seed: tf.Tensor, low: float, high: float, shape=()) -> tf.Tensor:
+    return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high)
+
+
+def rms(x: tf.Tensor) -> tf.Tensor:
+    return tf.sqrt(tf.reduce_mean(tf.square(x), axis=-1) + 1e-12)
+
+
+class NoiseBank:
+    """All background noise recordings as one flat float32 tensor with per-file start/length, each
+    file tiled to at least ``min_samples`` so any crop fits inside one file."""
+
+    def __init__(self, noise: list[np.ndarray], min_samples: int) -> None:
+        if not noise:  # no background folder: white noise stands in
+            noise = [np.random.default_rng(0).standard_normal(min_samples * 2).astype(np.float32) * 0.1]
+        tiled = [np.tile(n, int(np.ceil((min_samples + 1) / max(len(n), 1)))) for n in noise]
+        self.lengths = tf.constant([len(n) for n in tiled], tf.int32)
+        self.starts = tf.constant(np.cumsum([0] + [len(n) for n in tiled[:-1]]), tf.int32)
+        self.audio = tf.constant(np.concatenate(tiled).astype(np.float32))
+
+    def crop(self, seed: tf.Tensor, n_samples: int) -> tf.Tensor:
+        """A random ``(n_samples,)`` crop of a random file, scaled to unit RMS."""
+        seeds = tf.random.experimental.stateless_split(seed, 2)
+        file = tf.random.stateless_uniform((), seeds[0], 0, tf.shape(self.lengths)[0], dtype=tf.int32)
+        offset = tf.random.stateless_uniform((), seeds[1], 0, self.lengths[file] - n_samples + 1, dtype=tf.int32)
+        crop = self.audio[self.starts[file] + offset : self.starts[file] + offset + n_samples]
+        crop = crop - tf.reduce_mean(crop)
+        return crop / rms(crop)
+
+
+def mix_at_snr(speech: tf.Tensor, noise_unit: tf.Tensor, snr_db: tf.Tensor) -> tf.Tensor:
+    """Add unit-RMS noise so that RMS(speech) / RMS(noise) equals ``snr_db``."""
+    return speech + noise_unit * rms(speech) / tf.pow(10.0, snr_db / 20.0)
+
+
+def time_shift(audio: tf.Tensor, seed: tf.Tensor, max_shift: int) -> tf.Tensor:
+    """Shift ``(samples,)`` by a random amount in [-max_shift, max_shift], filling with zeros."""
+    n = tf.shape(audio)[0]
+    shift = tf.random.stateless_uniform((), seed, -max_shift, max_shift + 1, dtype=tf.int32)
+    padded = tf.pad(audio, [[max_shift, max_shift]])
+    return padded[max_shift - shift : max_shift - shift + n]
+
+
+def speed_perturb(audio: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
+    """Play ``(samples,)`` ``factor`` times faster (tempo and pitch, like ``sox speed``) by linear
+    interpolation, keeping the length (centre-cropped or zero-padded)."""
+    n = tf.shape(audio)[0]
+    nf = tf.cast(n, tf.float32)
+    # Output sample j reads input position centre + (j - centre) * factor.
+    pos = nf / 2.0 + (tf.range(nf) - nf / 2.0) * factor
+    valid = tf.cast((pos >= 0.0) & (pos <= nf - 1.0), tf.float32)
+    pos = tf.clip_by_value(pos, 0.0, nf - 1.0)
+    lo = tf.cast(tf.floor(pos), tf.int32)
+    hi = tf.minimum(lo + 1, n - 1)
+    frac = pos - tf.floor(pos)
+    return (tf.gather(audio, lo) * (1.0 - frac) + tf.gather(audio, hi) * frac) * valid
+
+
+def spec_augment(features: tf.Tensor, seed: tf.Tensor, freq_mask_bins: int, time_mask_frames: int) -> tf.Tensor:
+    """One frequency mask and one time mask on ``(frames, n_mels)``, filled with the mean value."""
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    frames, mels = tf.shape(features)[0], tf.shape(features)[1]
+    fill = tf.reduce_mean(features)
+
+    def band(length: tf.Tensor, width_max: int, s1, s2) -> tf.Tensor:
+        width = tf.random.stateless_uniform((), s1, 0, width_max + 1, dtype=tf.int32)
+        start = tf.random.stateless_uniform((), s2, 0, tf.maximum(length - width, 0) + 1, dtype=tf.int32)
+        idx = tf.range(length)
+        return (idx >= start) & (idx < start + width)
+
+    f_mask = band(mels, freq_mask_bins, seeds[0], seeds[1])[None, :]
+    t_mask = band(frames, time_mask_frames, seeds[2], seeds[3])[:, None]
+    return tf.where(f_mask | t_mask, fill, features)

@@ -1,0 +1,33 @@
+"""TensorFlow twin of ``kws_tf.features.log_mel`` for tf.data; a test proves the two equal.
+
+The mel matrix and window come from the numpy definition, so there is one source of the numbers.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from kws_tf.config import FeatureConfig
+from kws_tf.features import mel_matrix
+
+
+def log_mel_tf(audio: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
+    """Log-mel spectrogram.
+
+    Args:
+        audio: ``(..., samples)`` float32 in [-1, 1].
+
+    Returns:
+        ``(..., frames, n_mels)`` float32, equal to ``kws_tf.features.log_mel`` per signal.
+    """
+    stft = tf.signal.stft(
+        audio,
+        frame_length=cfg.window_samples,
+        frame_step=cfg.hop_samples,
+        fft_length=cfg.fft_size,
+        window_fn=lambda n, dtype: tf.signal.hann_window(n, periodic=True, dtype=dtype),
+        pad_end=False,
+    )
+    power = tf.math.square(tf.math.real(stft)) + tf.math.square(tf.math.imag(stft))
+    mel = tf.tensordot(power, tf.constant(mel_matrix(cfg)), axes=1)
+    return tf.math.log(mel + cfg.log_floor)

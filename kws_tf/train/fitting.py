@@ -1,0 +1,65 @@
+"""Keras ``fit`` with the run-folder conventions: best checkpoint, resume after an interrupted or
+killed run (BackupAndRestore), early stopping, TensorBoard, CSV log, and timing per epoch."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import keras
+
+log = logging.getLogger(__name__)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds per epoch, kept for the run summary."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def fit(
+    model: keras.Model,
+    train_ds,
+    validation_data,
+    *,
+    run_dir: str,
+    epochs: int,
+    steps_per_epoch: int,
+    monitor: str,
+    mode: str,
+    patience: int,
+    verbose: int = 1,
+) -> tuple[keras.callbacks.History, EpochTimer]:
+    """Train, then load the best checkpoint's weights into ``model``.
+
+    Files in ``run_dir``: ``best.weights.h5``, ``log.csv``, ``tensorboard/``, ``backup/`` (removed
+    when training completes; its presence makes the same command resume).
+    """
+    os.makedirs(run_dir, exist_ok=True)
+    best = os.path.join(run_dir, "best.weights.h5")
+    timer = EpochTimer()
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        keras.callbacks.ModelCheckpoint(best, monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False, profile_batch=0),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=True),
+        timer,
+    ]
+    history = model.fit(
+        train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=validation_data, callbacks=callbacks, verbose=verbose
+    )
+    if os.path.exists(best):
+        model.load_weights(best)
+    else:
+        log.warning("no checkpoint was written in %s; exporting the last weights", run_dir)
+    return history, timer

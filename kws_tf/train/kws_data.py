@@ -1,0 +1,91 @@
+"""tf.data pipeline of 10 s keyword clips synthesized on the fly: a background crop, keyword and
+other-word clips at random non-overlapping offsets with random levels, and per-frame labels (1 for
+``label_s`` after each keyword ends, mapped through the model's stride). Seeded per element."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from kws_tf.config import FeatureConfig, KwsConfig
+from kws_tf.train.augment import NoiseBank, rms
+from kws_tf.train.features_tf import log_mel_tf
+
+KEYWORD_PROB = 0.3  # chance that a slot on the timeline holds the keyword
+OTHER_PROB = 0.45  # ... or another word (else it stays empty)
+
+
+def kws_dataset(
+    keyword_audio: np.ndarray,
+    keyword_end_s: np.ndarray,
+    other_audio: np.ndarray,
+    *,
+    noise: NoiseBank,
+    features: FeatureConfig,
+    kws: KwsConfig,
+    batch_size: int,
+    seed: int,
+    repeat: bool = True,
+    n_examples: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of ``((B, input_frames, n_mels) float32, (B, output_frames, 1) float32)``.
+
+    Args:
+        keyword_audio: ``(Nk, word_samples)`` int16 keyword clips.
+        keyword_end_s: ``(Nk,)`` float32, where the spoken keyword ends inside each clip.
+        other_audio: ``(No, word_samples)`` int16 clips of other words (negatives).
+        repeat: endless (training) or ``n_examples`` elements (validation).
+    """
+    sr = features.sample_rate_hz
+    clip_n = kws.clip_samples(features)
+    word_n = keyword_audio.shape[1]
+    slots = int(kws.clip_s // (word_n / sr + kws.min_gap_s))
+    frame_time = tf.constant([kws.output_frame_time_s(t, features) for t in range(kws.output_frames(features))], tf.float32)
+    kw_t, kw_end_t = tf.constant(keyword_audio), tf.constant(keyword_end_s, tf.float32)
+    if len(other_audio) == 0:
+        other_audio = np.zeros((1, word_n), np.int16)
+    other_t = tf.constant(other_audio)
+
+    def level(seed_, low_high, shape=()):
+        return tf.pow(10.0, tf.random.stateless_uniform(shape, seed_, *low_high) / 20.0)
+
+    def example(i: tf.Tensor):
+        s = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), i]), 12)
+        # Background: a noise recording at a random level, or near-silence.
+        use_noise = tf.random.stateless_uniform((), s[0]) < kws.noise_prob
+        background = tf.where(
+            use_noise,
+            noise.crop(s[1], clip_n) * level(s[2], kws.noise_level_db),
+            tf.random.stateless_normal((clip_n,), s[3]) * level(s[2], (-75.0, -55.0)),
+        )
+        # Timeline: slot j starts one word length plus a random gap after slot j-1.
+        gaps = tf.random.stateless_uniform((slots,), s[4], kws.min_gap_s, kws.max_gap_s)
+        start = tf.random.stateless_uniform((), s[5], 0.0, kws.max_gap_s)
+        offset_s = start + tf.cumsum(gaps, exclusive=True) + tf.range(slots, dtype=tf.float32) * (word_n / sr)
+        fits = offset_s * sr + word_n <= clip_n
+        kind = tf.random.stateless_uniform((slots,), s[6])
+        is_kw = fits & (kind < KEYWORD_PROB)
+        is_kw &= tf.cumsum(tf.cast(is_kw, tf.int32)) <= kws.max_keywords
+        is_other = fits & (kind >= KEYWORD_PROB) & (kind < KEYWORD_PROB + OTHER_PROB)
+        is_other &= tf.cumsum(tf.cast(is_other, tf.int32)) <= kws.max_other_words
+        kw_idx = tf.random.stateless_uniform((slots,), s[7], 0, tf.shape(kw_t)[0], dtype=tf.int32)
+        other_idx = tf.random.stateless_uniform((slots,), s[8], 0, tf.shape(other_t)[0], dtype=tf.int32)
+        words = tf.where(is_kw[:, None], tf.gather(kw_t, kw_idx), tf.gather(other_t, other_idx))
+        words = tf.cast(words, tf.float32) / 32768.0
+        gain = level(s[9], kws.word_level_db, (slots,)) / rms(words)
+        words *= (gain * tf.cast(is_kw | is_other, tf.float32))[:, None]
+        offsets = tf.cast(tf.round(offset_s * sr), tf.int32)
+        positions = tf.reshape(tf.minimum(offsets[:, None] + tf.range(word_n)[None, :], clip_n - 1), (-1, 1))
+        audio = tf.tensor_scatter_nd_add(background, positions, tf.reshape(words, (-1,)))
+        audio = tf.clip_by_value(audio, -1.0, 1.0)
+        # Labels: 1 for output frames whose audio ends within label_s after a keyword's end.
+        end_s = offset_s + tf.gather(kw_end_t, kw_idx)
+        hit = (frame_time[None, :] > end_s[:, None]) & (frame_time[None, :] <= end_s[:, None] + kws.label_s) & is_kw[:, None]
+        labels = tf.cast(tf.reduce_any(hit, axis=0), tf.float32)[:, None]
+        return audio, labels
+
+    ds = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(n_examples or 0)
+    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
+    return ds.map(lambda x, y: (log_mel_tf(x, features), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
+        tf.data.AUTOTUNE
+    )

@@ -1,0 +1,92 @@
+"""Training presets: JSON files in ``training/`` that set the config dataclasses, plus ``--set
+section.field=value`` overrides from the command line. The resolved preset is saved with each run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+
+from kws_tf.config import FeatureConfig, KwsConfig, WordConfig, from_dict, to_dict
+
+PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "training")
+
+
+@dataclass(frozen=True)
+class KwsTrainConfig:
+    conv_filters: int = 128
+    gru_units: int = 64
+    dropout: float = 0.2
+    batch_size: int = 32
+    steps_per_epoch: int = 100
+    epochs: int = 20
+    learning_rate: float = 1e-3
+    patience: int = 5
+    val_examples: int = 256
+    max_negatives: int = 20000  # cap on other-word clips held in memory
+
+
+@dataclass(frozen=True)
+class WordTrainConfig:
+    widths: tuple[int, ...] = (16, 32, 64)
+    dropout: float = 0.2
+    batch_size: int = 64
+    steps_per_epoch: int = 150
+    epochs: int = 30
+    learning_rate: float = 2e-3
+    patience: int = 8
+    synthetic_weight: float = 0.5
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    features: FeatureConfig
+    kws_data: KwsConfig
+    word_data: WordConfig
+    kws: KwsTrainConfig
+    words: WordTrainConfig
+
+    def to_dict(self) -> dict:
+        return {f.name: (getattr(self, f.name) if f.name == "name" else to_dict(getattr(self, f.name))) for f in dataclasses.fields(self)}
+
+
+SECTIONS = {"features": FeatureConfig, "kws_data": KwsConfig, "word_data": WordConfig, "kws": KwsTrainConfig, "words": WordTrainConfig}
+
+
+class PresetError(Exception):
+    """Unknown preset or bad override; ``str()`` is a one-line message."""
+
+
+def available_presets() -> list[str]:
+    if not os.path.isdir(PRESET_DIR):
+        return []
+    return sorted(n[:-5] for n in os.listdir(PRESET_DIR) if n.endswith(".json"))
+
+
+def load_preset(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Preset:
+    """Preset by name (``training/NAME.json``) or path, with ``section.field=value`` overrides."""
+    path = name_or_path if name_or_path.endswith(".json") else os.path.join(PRESET_DIR, f"{name_or_path}.json")
+    if not os.path.exists(path):
+        raise PresetError(f"preset '{name_or_path}' not found; choose one of {', '.join(available_presets()) or '(none)'} or pass a .json path")
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise PresetError(f"{path}: invalid JSON ({exc})") from None
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, _, field = key.partition(".")
+        if not sep or section not in SECTIONS or field not in {f.name for f in dataclasses.fields(SECTIONS[section])}:
+            raise PresetError(f"bad --set '{item}'; use section.field=value with section in {', '.join(SECTIONS)}")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        data.setdefault(section, {})[field] = parsed
+    try:
+        parts = {s: from_dict(cls, data.get(s, {})) for s, cls in SECTIONS.items()}
+    except (TypeError, ValueError) as exc:
+        raise PresetError(f"{path}: {exc}") from None
+    return Preset(name=os.path.basename(path)[:-5], **parts)

@@ -1,0 +1,131 @@
+"""Train, evaluate, plot and export the keyword spotter (Conv1D + 2 GRUs over a 10 s window)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import keras
+import numpy as np
+
+from kws_tf.config import DetectorConfig, to_dict
+from kws_tf.dataset import DatasetIndex, load_clips, load_noise, speech_extent
+from kws_tf.train.augment import NoiseBank
+from kws_tf.train.export import export_model
+from kws_tf.train.fitting import fit
+from kws_tf.train.kws_data import kws_dataset
+from kws_tf.train.models import build_kws_model
+from kws_tf.train.plots import plot_curves, plot_keyword_trace
+from kws_tf.train.presets import Preset
+
+log = logging.getLogger(__name__)
+
+
+def frame_f1(y_true: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict:
+    """Frame-level precision, recall and F1 of keyword labels (the seed's metric)."""
+    pred = probs.reshape(-1) >= threshold
+    true = y_true.reshape(-1) >= 0.5
+    tp, fp, fn = np.sum(pred & true), np.sum(pred & ~true), np.sum(~pred & true)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "threshold": threshold}
+
+
+def _arrays(ds) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str, run_dir: str, seed: int,
+              synthetic: DatasetIndex | None = None, epochs: int | None = None, verbose: int = 1) -> dict:
+    """Full keyword-model run; returns the run summary (also written into the sidecar)."""
+    feats, kcfg, tcfg = preset.features, preset.kws_data, preset.kws
+    word_n = feats.sample_rate_hz  # 1 s word clips
+    sources = [index] + ([synthetic] if synthetic else [])
+
+    def clips(split: str, is_keyword: bool):
+        found = [c for ix in sources for c in ix.select(split) if (c.word == keyword) == is_keyword]
+        if not is_keyword and len(found) > tcfg.max_negatives:
+            keep = np.random.default_rng(seed).choice(len(found), tcfg.max_negatives, replace=False)
+            found = [found[i] for i in sorted(keep)]
+        loaded = load_clips(found, word_n, desc=f"{split} {'keyword' if is_keyword else 'other'} clips")
+        if loaded.failed:
+            log.warning("%d unreadable clips skipped, e.g. %s", len(loaded.failed), loaded.failed[0])
+        return loaded
+
+    noise_audio, _ = load_noise(index.noise_files)
+    noise = NoiseBank(noise_audio, kcfg.clip_samples(feats))
+    data = {}
+    for split in ("train", "validation", "test"):
+        kw, other = clips(split, True), clips(split, False)
+        if len(kw.clips) == 0:
+            if split == "train":
+                from kws_tf.dataset import DataError
+
+                raise DataError(f"{index.root}: no training clips of the keyword '{keyword}'; choose a --keyword with a WORD/ folder or synthesize it")
+            kw = clips("train", True)  # no held-out keyword clips: fall back to training clips (noted in summary)
+        if len(other.clips) == 0:
+            other = clips("train", False)
+        ends = np.array([speech_extent(a, feats.sample_rate_hz)[1] for a in kw.audio], np.float32)
+        data[split] = (kw, ends, other)
+
+    def dataset(split: str, split_seed: int, repeat: bool, n_examples: int | None = None):
+        kw, ends, other = data[split]
+        return kws_dataset(kw.audio, ends, other.audio, noise=noise, features=feats, kws=kcfg, batch_size=tcfg.batch_size,
+                           seed=split_seed, repeat=repeat, n_examples=n_examples)
+
+    train_ds = dataset("train", seed, True)
+    it = iter(train_ds)
+    next(it)
+    start, batches = time.perf_counter(), 6
+    pipeline = [next(it) for _ in range(batches)]
+    pipeline_eps = batches * tcfg.batch_size / (time.perf_counter() - start)
+    pipeline_x = np.concatenate([x.numpy() for x, _ in pipeline])
+    stats = pipeline_x.reshape(-1, feats.n_mels)
+    x_val, y_val = _arrays(dataset("validation", seed + 1000, False, tcfg.val_examples))
+    x_test, y_test = _arrays(dataset("test", seed + 2000, False, tcfg.val_examples))
+
+    model = build_kws_model(input_frames=kcfg.input_frames(feats), n_mels=feats.n_mels, conv_filters=tcfg.conv_filters,
+                            conv_kernel_frames=kcfg.conv_kernel_frames, conv_stride_frames=kcfg.conv_stride_frames,
+                            gru_units=tcfg.gru_units, dropout=tcfg.dropout, feature_mean=stats.mean(0), feature_variance=stats.var(0))
+    model.compile(optimizer=keras.optimizers.Adam(tcfg.learning_rate), loss="binary_crossentropy",
+                  metrics=[keras.metrics.Precision(name="precision"), keras.metrics.Recall(name="recall")])
+    history, timer = fit(model, train_ds, (x_val, y_val), run_dir=run_dir, epochs=epochs or tcfg.epochs,
+                         steps_per_epoch=tcfg.steps_per_epoch, monitor="val_loss", mode="min", patience=tcfg.patience, verbose=verbose)
+
+    metrics = {}
+    for split, (x, y) in {"validation": (x_val, y_val), "test": (x_test, y_test)}.items():
+        probs = model.predict(x, batch_size=tcfg.batch_size, verbose=0)
+        metrics[split] = {"frame": frame_f1(y, probs), "examples": int(len(x))}
+        if split == "validation":
+            k = int(np.argmax(y.sum(axis=(1, 2))))  # the validation clip with the most keyword frames
+            times = np.array([kcfg.output_frame_time_s(t, feats) for t in range(y.shape[1])])
+            plot_keyword_trace(x[k], probs[k, :, 0], y[k, :, 0], times, feats.hop_ms / 1000, os.path.join(run_dir, "keyword_trace.png"),
+                               f"keyword '{keyword}': probability over a validation clip (Keras)")
+    plot_curves(os.path.join(run_dir, "log.csv"), os.path.join(run_dir, "curves.png"), f"keyword model ('{keyword}')")
+    epoch_s = float(np.median(timer.seconds)) if timer.seconds else None
+    summary = {
+        "metrics": metrics,
+        "training": {
+            "preset": preset.name, "seed": seed, "epochs_run": len(timer.seconds), "seconds_per_epoch": epoch_s,
+            "steps_per_epoch": tcfg.steps_per_epoch, "batch_size": tcfg.batch_size, "pipeline_examples_per_s": pipeline_eps,
+            "train_examples_per_s": tcfg.steps_per_epoch * tcfg.batch_size / epoch_s if epoch_s else None,
+        },
+        "data": {"index": index.summary(), "keyword_clips": {s: len(d[0].clips) for s, d in data.items()},
+                 "other_clips": {s: len(d[2].clips) for s, d in data.items()}},
+    }
+    sidecar = {
+        "labels": [keyword],
+        "keyword": keyword,
+        "sample_rate_hz": feats.sample_rate_hz,
+        "features": to_dict(feats),
+        "input": {"frames": kcfg.input_frames(feats), "n_mels": feats.n_mels, "clip_s": kcfg.clip_s},
+        "output": {"frames": kcfg.output_frames(feats), "hop_s": kcfg.output_hop_s(feats), "kernel_frames": kcfg.conv_kernel_frames,
+                   "stride_frames": kcfg.conv_stride_frames, "label_s": kcfg.label_s},
+        "thresholds": {"detector": to_dict(DetectorConfig())},
+        **summary,
+    }
+    export_model(model, out_dir=out_dir, task="kws", probe=x_val[:4], representative=pipeline_x[:64], sidecar=sidecar)
+    return summary

@@ -1,0 +1,128 @@
+"""Train, evaluate, plot and export the word classifier (residual CNN over 1 s of log-mel)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import keras
+import numpy as np
+
+from kws_tf.config import SILENCE_LABEL, DecoderConfig, to_dict
+from kws_tf.dataset import CORE_WORDS, DatasetIndex, LoadedClips, load_clips, load_noise
+from kws_tf.train.augment import NoiseBank
+from kws_tf.train.export import export_model
+from kws_tf.train.fitting import fit
+from kws_tf.train.models import build_word_model
+from kws_tf.train.plots import plot_confusion, plot_curves
+from kws_tf.train.presets import Preset
+from kws_tf.train.word_data import word_eval_arrays, word_train_dataset
+
+log = logging.getLogger(__name__)
+
+
+def _loaded(clips, n, desc) -> LoadedClips:
+    loaded = load_clips(clips, n, desc=desc)
+    for msg in loaded.failed[:5]:
+        log.warning("skipped %s", msg)
+    if loaded.failed:
+        log.warning("%s: %d unreadable clips skipped", desc, len(loaded.failed))
+    return loaded
+
+
+def accuracy_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
+    """Overall, macro (over words present) and core-word accuracy, plus per word."""
+    per_word = {}
+    for c, word in enumerate(labels):
+        mask = y_true == c
+        if mask.any():
+            per_word[word] = float(np.mean(y_pred[mask] == c))
+    core = [per_word[w] for w in CORE_WORDS if w in per_word]
+    words_only = [v for w, v in per_word.items() if w != SILENCE_LABEL]
+    return {
+        "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else None,
+        "macro_accuracy": float(np.mean(words_only)) if words_only else None,
+        "core_accuracy": float(np.mean(core)) if core else None,
+        "examples": int(len(y_true)),
+        "per_word": per_word,
+    }
+
+
+def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Preset, *, out_dir: str, run_dir: str, seed: int,
+                synthetic: DatasetIndex | None = None, epochs: int | None = None, verbose: int = 1) -> dict:
+    """Full word-model run; returns the run summary (also written into the sidecar)."""
+    feats, wcfg, tcfg = preset.features, preset.word_data, preset.words
+    n = wcfg.clip_samples(feats)
+    labels = list(words) + [SILENCE_LABEL]
+    label_of = {w: i for i, w in enumerate(words)}
+
+    train = _loaded(index.select("train", words), n, "train clips")
+    synth = _loaded(synthetic.select("train", words) if synthetic else [], n, "synthetic clips")
+    val = _loaded(index.select("validation", words), n, "validation clips")
+    test = _loaded(index.select("test", words), n, "test clips")
+    noise_audio, noise_failed = load_noise(index.noise_files)
+    noise = NoiseBank(noise_audio, n)
+
+    audio = np.concatenate([train.audio, synth.audio])
+    y = np.array([label_of[c.word] for c in train.clips + synth.clips], np.int32)
+    is_synth = np.concatenate([np.zeros(len(train.clips), bool), np.ones(len(synth.clips), bool)])
+    train_ds = word_train_dataset(audio, y, is_synth, n_words=len(words), noise=noise, features=feats, word=wcfg,
+                                  batch_size=tcfg.batch_size, seed=seed, synthetic_weight=tcfg.synthetic_weight)
+    y_val = np.array([label_of[c.word] for c in val.clips], np.int32)
+    y_test = np.array([label_of[c.word] for c in test.clips], np.int32)
+    n_sil = max(4, len(val.clips) // len(words))
+    x_val, y_val = word_eval_arrays(val.audio, y_val, n_words=len(words), noise=noise, features=feats, n_silence=n_sil, seed=seed + 7)
+    x_test, y_test = word_eval_arrays(test.audio, y_test, n_words=len(words), noise=noise, features=feats, n_silence=n_sil, seed=seed + 8)
+
+    # Throughput of the input pipeline alone, to compare with what a training step consumes.
+    it = iter(train_ds)
+    sample_x, _ = next(it)
+    start, batches = time.perf_counter(), 10
+    pipeline_x = np.concatenate([next(it)[0].numpy() for _ in range(batches)])
+    pipeline_eps = batches * tcfg.batch_size / (time.perf_counter() - start)
+    stats = pipeline_x.reshape(-1, feats.n_mels)
+
+    model = build_word_model(input_frames=sample_x.shape[1], n_mels=feats.n_mels, n_classes=len(labels), widths=tuple(tcfg.widths),
+                             dropout=tcfg.dropout, feature_mean=stats.mean(0), feature_variance=stats.var(0))
+    model.compile(optimizer=keras.optimizers.Adam(tcfg.learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    has_val = len(x_val) > 0
+    history, timer = fit(model, train_ds, (x_val, y_val) if has_val else None, run_dir=run_dir, epochs=epochs or tcfg.epochs,
+                         steps_per_epoch=tcfg.steps_per_epoch, monitor="val_accuracy" if has_val else "accuracy", mode="max",
+                         patience=tcfg.patience, verbose=verbose)
+
+    results = {}
+    for split, (x, yy) in {"validation": (x_val, y_val), "test": (x_test, y_test)}.items():
+        if len(x):
+            pred = model.predict(x, batch_size=256, verbose=0).argmax(-1)
+            results[split] = accuracy_report(yy, pred, labels)
+            if split == "test" or not len(x_test):
+                plot_confusion(yy, pred, labels, os.path.join(run_dir, "confusion.png"), f"word model, {split} split (Keras)")
+    plot_curves(os.path.join(run_dir, "log.csv"), os.path.join(run_dir, "curves.png"), "word model")
+    epoch_s = float(np.median(timer.seconds)) if timer.seconds else None
+    summary = {
+        "metrics": results,
+        "training": {
+            "preset": preset.name, "seed": seed, "epochs_run": len(timer.seconds), "seconds_per_epoch": epoch_s,
+            "steps_per_epoch": tcfg.steps_per_epoch, "batch_size": tcfg.batch_size,
+            "pipeline_examples_per_s": pipeline_eps,
+            "train_examples_per_s": tcfg.steps_per_epoch * tcfg.batch_size / epoch_s if epoch_s else None,
+        },
+        "data": {"index": index.summary(), "train_clips": len(train.clips), "synthetic_clips": len(synth.clips),
+                 "synthetic_weight": tcfg.synthetic_weight, "skipped_unreadable": len(train.failed + synth.failed + val.failed + test.failed) + len(noise_failed)},
+    }
+    probe = x_val if len(x_val) else pipeline_x
+    rng = np.random.default_rng(seed)
+    sidecar = {
+        "labels": labels,
+        "keyword": keyword,
+        "sample_rate_hz": feats.sample_rate_hz,
+        "features": to_dict(feats),
+        "input": {"frames": int(sample_x.shape[1]), "n_mels": feats.n_mels, "clip_s": wcfg.clip_s},
+        "output": {"classes": len(labels)},
+        "thresholds": {"decoder": to_dict(DecoderConfig())},
+        **summary,
+    }
+    export_model(model, out_dir=out_dir, task="words", probe=probe[rng.permutation(len(probe))[:16]],
+                 representative=pipeline_x[:200], sidecar=sidecar)
+    return summary

@@ -1,0 +1,102 @@
+"""tf.data pipelines of 1 s word examples: balanced class sampling (real and synthetic clips mixed
+with a weight), gain, speed and time shift, background noise at a random SNR, log-mel, SpecAugment."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from kws_tf.config import FeatureConfig, WordConfig
+from kws_tf.train.augment import NoiseBank, mix_at_snr, speed_perturb, spec_augment, time_shift
+from kws_tf.train.features_tf import log_mel_tf
+
+
+def _class_tables(labels: np.ndarray, mask: np.ndarray, n_classes: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Flat index table grouped by class with per-class start and count."""
+    groups = [np.flatnonzero((labels == c) & mask) for c in range(n_classes)]
+    flat = np.concatenate(groups + [np.zeros(1, np.int64)]).astype(np.int32)  # one pad entry keeps gathers valid
+    counts = np.array([len(g) for g in groups], np.int32)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+    return tf.constant(flat), tf.constant(starts), tf.constant(counts)
+
+
+def word_train_dataset(
+    audio: np.ndarray,
+    labels: np.ndarray,
+    is_synthetic: np.ndarray,
+    *,
+    n_words: int,
+    noise: NoiseBank,
+    features: FeatureConfig,
+    word: WordConfig,
+    batch_size: int,
+    seed: int,
+    synthetic_weight: float = 0.5,
+) -> tf.data.Dataset:
+    """Endless, seeded batches of ``((B, frames, n_mels) float32, (B,) int32)``.
+
+    Classes are drawn uniformly (the data is very uneven), plus ``_silence_`` (label ``n_words``)
+    with probability ``word.silence_fraction``. Within a class a synthetic clip is drawn with
+    probability ``synthetic_weight`` when the class has both kinds.
+    """
+    audio_t = tf.constant(audio)  # (N, samples) int16
+    real = _class_tables(labels, ~is_synthetic, n_words)
+    synth = _class_tables(labels, is_synthetic, n_words)
+    n_samples = audio.shape[1]
+    max_shift = int(word.time_shift_s * features.sample_rate_hz)
+
+    def pick(table, cls, seed_):
+        flat, starts, counts = table
+        k = tf.random.stateless_uniform((), seed_, 0, tf.maximum(counts[cls], 1), dtype=tf.int32)
+        return flat[starts[cls] + k]
+
+    def example(i: tf.Tensor):
+        s = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), i]), 10)
+        silence = tf.random.stateless_uniform((), s[0]) < word.silence_fraction
+        cls = tf.random.stateless_uniform((), s[1], 0, n_words, dtype=tf.int32)
+        use_synth = (synth[2][cls] > 0) & ((real[2][cls] == 0) | (tf.random.stateless_uniform((), s[2]) < synthetic_weight))
+        idx = tf.where(use_synth, pick(synth, cls, s[3]), pick(real, cls, s[3]))
+        x = tf.cast(audio_t[idx], tf.float32) / 32768.0
+        x = x * tf.pow(10.0, tf.random.stateless_uniform((), s[4], *word.gain_db) / 20.0)
+        x = speed_perturb(x, tf.random.stateless_uniform((), s[5], 0.9, 1.1))
+        x = time_shift(x, s[6], max_shift)
+        noise_unit = noise.crop(s[7], n_samples)
+        add_noise = tf.random.stateless_uniform((), s[8]) < word.noise_prob
+        snr = tf.random.stateless_uniform((), s[9], *word.snr_db)
+        x = tf.where(add_noise, mix_at_snr(x, noise_unit, snr), x)
+        level = tf.pow(10.0, tf.random.stateless_uniform((), s[9], -70.0, -20.0) / 20.0)
+        x = tf.where(silence, noise_unit * level, x)
+        return x, tf.where(silence, n_words, cls), i
+
+    def featurize(x, y, i):
+        feats = log_mel_tf(x, features)
+        if word.specaugment:
+            seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64) + 1, i[0]]), tf.shape(i)[0])
+            feats = tf.map_fn(
+                lambda args: spec_augment(args[0], args[1], word.freq_mask_bins, word.time_mask_frames),
+                (feats, seeds),
+                fn_output_signature=tf.float32,
+            )
+        return feats, y
+
+    return (
+        tf.data.Dataset.counter()
+        .map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(batch_size)
+        .map(featurize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def word_eval_arrays(
+    audio: np.ndarray, labels: np.ndarray, *, n_words: int, noise: NoiseBank, features: FeatureConfig, n_silence: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clean evaluation examples plus ``n_silence`` noise-only ones: ``((N, frames, n_mels), (N,))``."""
+    x = tf.cast(tf.constant(audio), tf.float32) / 32768.0
+    n_samples = audio.shape[1]
+    silence = [noise.crop(tf.constant([seed, k], tf.int64), n_samples) * 10 ** (-(20 + 40 * (k % 5) / 4) / 20) for k in range(n_silence)]
+    if silence:
+        x = tf.concat([x, tf.stack(silence)], axis=0)
+    y = np.concatenate([labels, np.full(n_silence, n_words)]).astype(np.int32)
+    feats = tf.concat([log_mel_tf(x[i : i + 512], features) for i in range(0, int(x.shape[0]), 512)], axis=0)
+    return feats.numpy(), y
