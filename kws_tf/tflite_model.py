@@ -4,8 +4,10 @@ the tensor's own scale and zero point."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 
 import numpy as np
 
@@ -14,6 +16,25 @@ log = logging.getLogger(__name__)
 
 class ModelLoadError(Exception):
     """A TFLite file that cannot be loaded; ``str()`` is a one-line message for the user."""
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hide the interpreter's native "INFO: Created TensorFlow Lite XNNPACK delegate" line, which no
+    environment variable turns off, so CLIs keep stderr for messages meant for the user."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _quantize(x: np.ndarray, dtype: np.dtype, scale: float, zero_point: int) -> np.ndarray:
@@ -40,7 +61,8 @@ class TFLiteModel:
             raise ModelLoadError(f"{path}: no such model file; re-export the model")
         try:
             self._interp = Interpreter(model_path=path, num_threads=num_threads)
-            self._interp.allocate_tensors()
+            with _quiet_native_stderr():
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"{path}: cannot load TFLite model ({str(exc).splitlines()[0]}); re-export it") from None
         self.path = path

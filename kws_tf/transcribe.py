@@ -1,0 +1,222 @@
+"""``python -m kws_tf.transcribe``: transcribe audio files, folders and globs offline with the exported
+models (runtime modules, numpy, tqdm; never TensorFlow). Exit code 0 when every file succeeded, 2 when
+any failed, 1 for usage errors."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import io
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+
+from kws_tf.audio_io import AUDIO_EXTENSIONS, AudioError, audio_duration_s, iter_audio_blocks, read_audio
+from kws_tf.runtime import Transcriber, result_from_events
+from kws_tf.sidecar import ModelDirError
+from kws_tf.tflite_model import ModelLoadError
+
+PROG = "python -m kws_tf.transcribe"
+FORMATS = ("text", "jsonl", "csv")
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits with 2, which we keep for failed files
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def default_models_dir() -> str:
+    """``./saved_models`` if it exists, else ``saved_models/`` in the repository holding this package."""
+    if os.path.isdir("saved_models"):
+        return "saved_models"
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Transcribe recordings: words spoken after the keyword (default), all "
+                "words (--no-gate), or the one word of a clip (--single-word).")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders (searched recursively) or globs")
+    p.add_argument("--models", default=None, help="export folder with kws/ and words/ (default: saved_models/)")
+    p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+    p.add_argument("--output", metavar="FILE", help="write here (atomically) instead of stdout")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--no-gate", action="store_true", help="transcribe all words, not only after the keyword")
+    mode.add_argument("--single-word", action="store_true", help="each file is one word clip: report its top word")
+    p.add_argument("--precision", choices=("float32", "int8"), default="float32", help="which TFLite model to run")
+    p.add_argument("--threshold", type=float, help="keyword detection threshold (overrides the sidecar)")
+    p.add_argument("--word-threshold", type=float, help="word score threshold (overrides the sidecar)")
+    p.add_argument("--jobs", type=int, default=1, help="files decoded in parallel (default: 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def expand_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
+    """``(name, error)`` per file: folders searched recursively for audio, globs expanded; inputs
+    that name nothing come back with an error message instead of a file."""
+    out: list[tuple[str, str | None]] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = sorted(_audio_in(item))
+            out += [(f, None) for f in found] or [(item, f"{item}: folder has no audio files (WAV, FLAC, OGG, MP3, M4A)")]
+        elif os.path.exists(item) or not glob.has_magic(item):
+            out.append((item, None))  # a missing file is reported when it is read
+        else:
+            matches = sorted(glob.glob(item, recursive=True))
+            files = [f for m in matches for f in (sorted(_audio_in(m)) if os.path.isdir(m) else [m])]
+            out += [(f, None) for f in files] or [(item, f"{item}: no files match this pattern")]
+    return out
+
+
+def _audio_in(folder: str) -> Iterator[str]:
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in files:
+            if os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS:
+                yield os.path.join(root, name)
+
+
+def transcribe_file(tr: Transcriber, path: str, on_seconds: Callable[[float], None] | None = None) -> dict:
+    """One file as the jsonl record (``error`` set and no exception when it cannot be read)."""
+    record = {"file": path, "duration_s": 0.0, "keywords": [], "words": [], "text": "", "error": None}
+    try:
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            raise AudioError(f"{path}: file is empty (0 bytes)")
+        if tr.mode == "single_word":
+            result = tr.transcribe(read_audio(path, tr.features.sample_rate_hz))
+        else:
+            tr.reset()
+            events, samples = [], 0
+            for block in iter_audio_blocks(path, tr.features.sample_rate_hz):
+                samples += len(block)
+                events += tr.feed(block)
+                if on_seconds:
+                    on_seconds(len(block) / tr.features.sample_rate_hz)
+            events += tr.finish()
+            result = result_from_events(events, samples / tr.features.sample_rate_hz)
+    except AudioError as exc:
+        record["error"] = str(exc)
+        return record
+    except Exception as exc:  # a bug must not stop a batch; it is reported with the file
+        logging.getLogger(__name__).debug("failed on %s", path, exc_info=True)
+        record["error"] = f"{path}: failed ({type(exc).__name__}: {exc})"
+        return record
+    record.update(result.to_dict())
+    return record
+
+
+_worker: Transcriber | None = None
+
+
+def _init_worker(kwargs: dict) -> None:
+    global _worker
+    _worker = Transcriber.from_dir(**kwargs)
+
+
+def _work(item: tuple[str, str | None]) -> dict:
+    return _one(_worker, item)
+
+
+def _one(tr: Transcriber, item: tuple[str, str | None], on_seconds: Callable[[float], None] | None = None) -> dict:
+    name, error = item
+    if error:
+        return {"file": name, "duration_s": 0.0, "keywords": [], "words": [], "text": "", "error": error}
+    return transcribe_file(tr, name, on_seconds)
+
+
+def format_records(records: list[dict], fmt: str) -> str:
+    """The whole output text for ``records`` in ``fmt`` (text, jsonl or csv)."""
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["file", "duration_s", "keyword_times_s", "text", "error"])
+        for r in records:
+            times = " ".join(f"{k['time_s']:.3f}" for k in r["keywords"])
+            w.writerow([r["file"], f"{r['duration_s']:.3f}", times, r["text"], r["error"] or ""])
+        return buf.getvalue()
+    return "".join(f"{r['file']}\t{r['text']}\n" for r in records if not r["error"])
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise _UsageError("--jobs must be at least 1")
+    for name in ("threshold", "word_threshold"):
+        value = getattr(args, name)
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise _UsageError(f"--{name.replace('_', '-')} must be between 0 and 1, not {value}")
+    if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
+        raise _UsageError(f"--output {args.output}: its folder does not exist")
+    mode = "single_word" if args.single_word else "no_gate" if args.no_gate else "gated"
+    kwargs = {"models_dir": args.models or default_models_dir(), "precision": args.precision, "mode": mode,
+              "detector_overrides": {} if args.threshold is None else {"threshold": args.threshold},
+              "decoder_overrides": {} if args.word_threshold is None else {"threshold": args.word_threshold}}
+    tr = Transcriber.from_dir(**kwargs)
+    items = expand_inputs(args.inputs)
+    from tqdm import tqdm
+
+    durations = [audio_duration_s(n) or 0.0 for n, e in items if not e] if len(items) == 1 else []
+    by_seconds = len(items) == 1 and sum(durations) > 60.0
+    show = not args.quiet and (len(items) > 1 or by_seconds)
+    bar = tqdm(total=round(sum(durations)) if by_seconds else len(items), unit="s" if by_seconds else "file",
+               file=sys.stderr, disable=None if show else True, leave=False)
+    records = []
+    if args.jobs == 1 or len(items) == 1:
+        for item in items:
+            records.append(_one(tr, item, bar.update if by_seconds else None))
+            bar.update(0 if by_seconds else 1)
+    else:
+        with ProcessPoolExecutor(max_workers=args.jobs, initializer=_init_worker, initargs=(kwargs,)) as pool:
+            for record in pool.map(_work, items):
+                records.append(record)
+                bar.update(1)
+    bar.close()
+    failed = [r for r in records if r["error"]]
+    for r in failed:
+        print(f"{PROG}: {r['error']}", file=sys.stderr)
+    text = format_records(records, args.format)
+    if args.output:
+        _write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    if failed:
+        print(f"{PROG}: {len(failed)} of {len(records)} files failed", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (1)
+        return int(exc.code or 0)
+    try:
+        return _run(args)
+    except (_UsageError, ModelDirError, ModelLoadError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
