@@ -28,8 +28,10 @@ class _UsageError(Exception):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits with 2, which we keep for failed files
+class UsageParser(argparse.ArgumentParser):
+    """argparse that exits with 1 on usage errors (2 means "some files failed" here)."""
+
+    def error(self, message: str) -> None:
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(1)
@@ -43,7 +45,7 @@ def default_models_dir() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Transcribe recordings: words spoken after the keyword (default), all "
+    p = UsageParser(prog=PROG, description="Transcribe recordings: words spoken after the keyword (default), all "
                 "words (--no-gate), or the one word of a clip (--single-word).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders (searched recursively) or globs")
     p.add_argument("--models", default=None, help="export folder with kws/ and words/ (default: saved_models/)")

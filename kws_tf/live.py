@@ -1,0 +1,239 @@
+"""``python -m kws_tf.live``: transcribe the microphone as you speak (runtime modules, numpy, soxr and
+sounddevice; never TensorFlow). The PortAudio callback only queues blocks; the main thread resamples,
+runs the models and prints."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import queue
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import soxr
+
+from kws_tf.audio_io import write_wav_atomic
+from kws_tf.decisions import KeywordEvent, UtteranceEnd
+from kws_tf.runtime import Transcriber
+from kws_tf.sidecar import ModelDirError
+from kws_tf.tflite_model import ModelLoadError
+from kws_tf.transcribe import UsageParser, default_models_dir
+
+PROG = "python -m kws_tf.live"
+PREROLL_S = 1.5  # saved utterances start this long before the keyword fired, so they include it
+log = logging.getLogger(__name__)
+
+
+class LiveError(Exception):
+    """A problem with the audio set-up; ``str()`` is a one-line message saying what to do."""
+
+
+@dataclass
+class LiveStats:
+    audio_s: float = 0.0
+    keywords: int = 0
+    utterances: int = 0
+    overflows: int = 0
+    saved: list[str] = field(default_factory=list)
+    feed_ms: list[float] = field(default_factory=list)  # processing time of each block
+
+
+class _AudioHistory:
+    """The last ``seconds`` of 16 kHz audio, addressed by absolute sample index."""
+
+    def __init__(self, seconds: float, rate_hz: int) -> None:
+        self.rate, self.capacity = rate_hz, int(seconds * rate_hz)
+        self._data = np.zeros(0, np.float32)
+        self.end = 0
+
+    def append(self, x: np.ndarray) -> None:
+        self._data = np.concatenate([self._data, x])[-self.capacity:]
+        self.end += len(x)
+
+    def slice_s(self, start_s: float, end_s: float) -> np.ndarray:
+        begin = self.end - len(self._data)
+        lo = max(int(start_s * self.rate), begin)
+        hi = min(int(end_s * self.rate), self.end)
+        return self._data[lo - begin:max(lo, hi) - begin]
+
+
+def run_live(tr: Transcriber, blocks: Iterable[np.ndarray], rate_hz: int, save_dir: str | None = None,
+             duration_s: float | None = None, emit: Callable[[str], None] = print) -> LiveStats:
+    """The live loop over any block source (a microphone, or a list in tests).
+
+    Args:
+        tr: a transcriber (reset here).
+        blocks: ``(samples,)`` or ``(samples, channels)`` float32 blocks at ``rate_hz``.
+        rate_hz: the source's sample rate; resampled to the models' rate as a stream.
+        save_dir: where each utterance is kept as ``utterance-<time>.wav`` (None: not kept).
+        duration_s: stop after this much audio (None: until the source ends).
+        emit: where the printed lines go.
+
+    Returns:
+        counts and the processing time of each block.
+    """
+    sr = tr.features.sample_rate_hz
+    tr.reset()
+    stats = LiveStats()
+    resampler = None if rate_hz == sr else soxr.ResampleStream(rate_hz, sr, 1, dtype="float32")
+    history = _AudioHistory(tr.decoder_cfg.max_s + PREROLL_S + 5.0, sr)
+    if save_dir:
+        os.makedirs(save_dir, exist_ok=True)
+    it = iter(blocks)
+    try:
+        _loop(tr, it, resampler, history, stats, save_dir, duration_s, emit)
+    except KeyboardInterrupt:  # Ctrl-C ends listening, not the program's bookkeeping
+        log.info("interrupted")
+    finally:
+        getattr(it, "close", lambda: None)()  # closes the stream of a generator source
+    return stats
+
+
+def _loop(tr: Transcriber, it: Iterator[np.ndarray], resampler, history: _AudioHistory, stats: LiveStats,
+          save_dir: str | None, duration_s: float | None, emit: Callable[[str], None]) -> None:
+    sr = tr.features.sample_rate_hz
+    for block in it:
+        block = np.asarray(block, np.float32)
+        mono = block.mean(axis=1) if block.ndim == 2 else block
+        x = mono if resampler is None else resampler.resample_chunk(mono)
+        if duration_s is not None:
+            x = x[: max(0, int(duration_s * sr) - history.end)]
+        history.append(x)
+        t0 = time.perf_counter()
+        events = tr.feed(x)
+        stats.feed_ms.append(1000.0 * (time.perf_counter() - t0))
+        stats.audio_s = history.end / sr
+        for event in events:
+            clock = datetime.datetime.now().strftime("%H:%M:%S")
+            if isinstance(event, KeywordEvent):
+                stats.keywords += 1
+                emit(f"{clock}  {event.time_s:8.2f} s  keyword  (score {event.score:.2f})")
+            elif isinstance(event, UtteranceEnd):
+                stats.utterances += 1
+                emit(f"{clock}  {event.end_s:8.2f} s  text     {event.text or '(no words)'}")
+                if save_dir:
+                    stats.saved.append(_save(save_dir, history.slice_s(event.start_s - PREROLL_S, event.end_s), event, sr))
+        if duration_s is not None and history.end >= int(duration_s * sr):
+            return
+
+
+def _save(save_dir: str, audio: np.ndarray, event: UtteranceEnd, sr: int) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = os.path.join(save_dir, f"utterance-{stamp}-{event.start_s:09.2f}s.wav")
+    write_wav_atomic(path, audio, sr)
+    log.info("saved %s (%s)", path, event.text)
+    return path
+
+
+def import_sounddevice():
+    """sounddevice, or LiveError saying what to install."""
+    try:
+        import sounddevice
+    except OSError:  # raised at import when the PortAudio shared library is missing
+        raise LiveError("the PortAudio library is missing; install it: sudo apt install libportaudio2 "
+                        "(Debian, Ubuntu, Raspberry Pi OS) or brew install portaudio (macOS)") from None
+    except ImportError:
+        raise LiveError("sounddevice is not installed; run: pip install sounddevice") from None
+    return sounddevice
+
+
+class MicrophoneSource:
+    """Blocks from a PortAudio input stream at the device's native rate; overflows are counted.
+
+    Args:
+        sd: the sounddevice module.
+        device: index or name (None: the default input).
+        block_s: seconds per block.
+    """
+
+    def __init__(self, sd, device: int | str | None = None, block_s: float = 0.05) -> None:
+        self.sd, self.device = sd, device
+        try:
+            info = sd.query_devices(device, "input")
+        except (ValueError, sd.PortAudioError) as exc:
+            raise LiveError(f"no usable input device ({exc}); connect a microphone or pick one with --device "
+                            "(see --list-devices)") from None
+        self.name = info["name"]
+        self.rate_hz = int(info["default_samplerate"])
+        self.block_frames = max(1, int(block_s * self.rate_hz))
+        self.overflows = 0
+        self._queue: queue.Queue[np.ndarray] = queue.Queue()
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        if status.input_overflow:
+            self.overflows += 1
+        self._queue.put(indata[:, 0].copy())
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        try:
+            stream = self.sd.InputStream(device=self.device, samplerate=self.rate_hz, channels=1, dtype="float32",
+                                         blocksize=self.block_frames, callback=self._callback)
+        except (ValueError, self.sd.PortAudioError) as exc:
+            raise LiveError(f"cannot open input device {self.name!r} ({exc}); pick another with --device") from None
+        with stream:
+            while True:
+                try:
+                    yield self._queue.get(timeout=3.0)
+                except queue.Empty:
+                    raise LiveError(f"no audio from {self.name!r} for 3 s; check the device") from None
+
+
+def _device(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = UsageParser(prog=PROG, description="Listen to the microphone; print when the keyword fires and the words after it.")
+    p.add_argument("--models", default=None, help="export folder with kws/ and words/ (default: saved_models/)")
+    p.add_argument("--device", type=_device, default=None, help="input device index or name (default: system default)")
+    p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    p.add_argument("--save-dir", help="keep each utterance as a WAV file here")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds of audio")
+    p.add_argument("--no-gate", action="store_true", help="transcribe all words, not only after the keyword")
+    p.add_argument("--precision", choices=("float32", "int8"), default="float32")
+    p.add_argument("--threshold", type=float, help="keyword detection threshold (overrides the sidecar)")
+    p.add_argument("--word-threshold", type=float, help="word score threshold (overrides the sidecar)")
+    p.add_argument("--block-ms", type=float, default=50.0, help="audio block size (default: 50 ms)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (0 also after Ctrl-C)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    source = None
+    stats = LiveStats()
+    try:
+        sd = import_sounddevice()
+        if args.list_devices:
+            print(sd.query_devices())
+            return 0
+        tr = Transcriber.from_dir(
+            args.models or default_models_dir(), precision=args.precision, mode="no_gate" if args.no_gate else "gated",
+            detector_overrides={} if args.threshold is None else {"threshold": args.threshold},
+            decoder_overrides={} if args.word_threshold is None else {"threshold": args.word_threshold})
+        source = MicrophoneSource(sd, args.device, args.block_ms / 1000.0)
+        print(f"listening on {source.name!r} at {source.rate_hz} Hz; press Ctrl-C to stop", file=sys.stderr, flush=True)
+        stats = run_live(tr, source, source.rate_hz, args.save_dir, args.duration,
+                         emit=lambda line: print(line, flush=True))
+    except (LiveError, ModelDirError, ModelLoadError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # during start-up
+        pass
+    overflows = source.overflows if source else 0
+    mean_ms = float(np.mean(stats.feed_ms)) if stats.feed_ms else 0.0
+    print(f"{PROG}: {stats.audio_s:.1f} s of audio, {stats.keywords} keyword(s), {stats.utterances} utterance(s), "
+          f"{overflows} input overflow(s), {mean_ms:.1f} ms per block", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

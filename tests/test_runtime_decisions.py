@@ -1,0 +1,134 @@
+"""Keyword gate and word decoder on synthetic score sequences, and the transcriber end to end with
+deterministic stand-in models."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kws_tf.config import DecoderConfig, DetectorConfig
+from kws_tf.decisions import KeywordDetector, UtteranceEnd, WordDecoder, WordEvent
+from runtime_fakes import fake_transcriber, synth
+
+FRAME_S = 0.04
+
+
+def detect(probs, **cfg):
+    probs = np.asarray(probs, np.float32)
+    det = KeywordDetector(DetectorConfig(**cfg))
+    return det.update(np.arange(1, len(probs) + 1) * FRAME_S, probs)
+
+
+def test_detector_fires_once_per_utterance():
+    probs = [0.0] * 10 + [0.9] * 30 + [0.0] * 10
+    events = detect(probs, smoothing_frames=3, refractory_s=0.5)
+    assert len(events) == 1
+    assert abs(events[0].time_s - 12 * FRAME_S) < 1e-9  # third 0.9 frame: smoothed mean reaches 0.6
+    assert 0.5 <= events[0].score <= 0.9
+
+
+def test_detector_refractory_and_rearm():
+    burst = [0.95] * 5 + [0.0] * 5
+    assert len(detect(burst * 3, smoothing_frames=1, refractory_s=2.0)) == 1  # bursts 0.4 s apart
+    assert len(detect(burst * 3, smoothing_frames=1, refractory_s=0.3)) == 3
+    # A long plateau never re-fires, however long it lasts.
+    assert len(detect([0.95] * 200, smoothing_frames=1, refractory_s=0.3)) == 1
+
+
+def test_detector_threshold_smoothing_and_patience():
+    assert detect([0.4] * 50, threshold=0.5) == []
+    spike = [0.0] * 10 + [1.0] + [0.0] * 10
+    assert detect(spike, smoothing_frames=3, threshold=0.5) == []
+    assert len(detect(spike, smoothing_frames=1, threshold=0.5)) == 1
+    assert detect([0.0, 0.9, 0.9, 0.0] * 5, smoothing_frames=1, patience_frames=3) == []
+    assert len(detect([0.0] + [0.9] * 3, smoothing_frames=1, patience_frames=3)) == 1
+
+
+LABELS = ["_silence_", "one", "two", "three"]
+
+
+def windows(seq, hop_s=0.1, start_s=0.0):
+    """``seq``: list of (label index, score) per window -> (start_s, end_s, probs) triples."""
+    out = []
+    for i, (k, score) in enumerate(seq):
+        p = np.full(len(LABELS), (1.0 - score) / (len(LABELS) - 1), np.float32)
+        p[k] = score
+        s = start_s + i * hop_s
+        out.append((s, s + 1.0, p))
+    return out
+
+
+def decode(seq, gated=True, **cfg):
+    dec = WordDecoder(DecoderConfig(**{"smoothing_windows": 1, **cfg}), LABELS, gated=gated)
+    if gated:
+        dec.open(0.0)
+    events = []
+    for s, e, p in windows(seq):
+        events += dec.update(s, e, p)
+    return events, dec
+
+
+def test_decoder_emits_words_in_order_and_ends_after_pause():
+    seq = [(1, 0.9)] * 4 + [(0, 0.95)] * 3 + [(2, 0.9)] * 4 + [(0, 0.95)] * 25
+    events, dec = decode(seq, pause_s=1.5)
+    words = [e.word for e in events if isinstance(e, WordEvent)]
+    assert words == ["one", "two"]
+    ends = [e for e in events if isinstance(e, UtteranceEnd)]
+    assert len(ends) == 1 and ends[0].text == "one two" and not dec.is_open
+    one = events[0]
+    assert one.start_s < one.end_s and one.score == np.float32(0.9)
+
+
+def test_decoder_leaves_out_unsure_words_and_never_emits_silence():
+    seq = [(1, 0.9)] * 4 + [(2, 0.45)] * 4 + [(3, 0.9)] * 4 + [(0, 0.99)] * 30
+    events, _ = decode(seq, threshold=0.6)
+    words = [e.word for e in events if isinstance(e, WordEvent)]
+    assert words == ["one", "three"]
+    assert all(e.word != "_silence_" for e in events if isinstance(e, WordEvent))
+
+
+def test_decoder_merges_a_word_split_by_one_unsure_window():
+    seq = [(1, 0.9)] * 3 + [(1, 0.3)] + [(1, 0.9)] * 3 + [(0, 0.99)] * 30
+    events, _ = decode(seq, merge_gap_s=0.3)
+    assert [e.word for e in events if isinstance(e, WordEvent)] == ["one"]
+    events, _ = decode(seq, merge_gap_s=0.0)
+    assert [e.word for e in events if isinstance(e, WordEvent)] == ["one", "one"]
+
+
+def test_decoder_max_s_and_ungated_segments():
+    seq = [(1, 0.9), (0, 0.99), (2, 0.9), (0, 0.99)] * 30
+    events, dec = decode(seq, max_s=3.0, pause_s=5.0)
+    ends = [e for e in events if isinstance(e, UtteranceEnd)]
+    assert len(ends) == 1 and ends[0].end_s <= 3.0 + 1.0 + 1e-9 and not dec.is_open
+    seq = [(1, 0.9)] * 3 + [(0, 0.99)] * 25 + [(2, 0.9)] * 3 + [(0, 0.99)] * 25
+    events, dec = decode(seq, gated=False, pause_s=1.0)
+    assert [e.text for e in events if isinstance(e, UtteranceEnd)] == ["one", "two"] and dec.is_open
+
+
+def test_smoothing_over_windows_suppresses_a_single_confident_window():
+    seq = [(0, 0.99)] * 3 + [(1, 0.95)] + [(0, 0.99)] * 30
+    events, _ = decode(seq, smoothing_windows=3)
+    assert [e for e in events if isinstance(e, WordEvent)] == []
+
+
+SPEECH = [("", 1.0), ("one", 0.5), ("", 1.0), ("stop", 0.5), ("", 0.3), ("one", 0.5), ("", 0.3), ("two", 0.5),
+          ("", 0.3), ("three", 0.5), ("", 3.0)]
+
+
+def test_transcriber_gated_no_gate_and_single_word():
+    audio = synth(SPEECH)
+    gated = fake_transcriber().transcribe(audio)
+    assert gated.text == "one two three"
+    assert len(gated.keywords) == 1 and abs(gated.keywords[0].time_s - 3.0) < 0.15
+    assert gated.words[0].start_s > gated.keywords[0].time_s - 0.2
+    assert abs(gated.duration_s - len(audio) / 16000) < 1e-9
+    ungated = fake_transcriber("no_gate").transcribe(audio)
+    assert ungated.text == "one stop one two three"
+    single = fake_transcriber("single_word").transcribe(synth([("", 0.7), ("two", 0.4), ("", 0.9)]))
+    assert [w.word for w in single.words] == ["two"] and single.keywords == []
+    short = fake_transcriber("single_word").transcribe(synth([("three", 0.5)]))
+    assert [w.word for w in short.words] == ["three"]
+
+
+def test_no_keyword_means_no_words_when_gated():
+    result = fake_transcriber().transcribe(synth([("", 0.5), ("one", 0.5), ("", 0.5), ("two", 0.5), ("", 2.0)]))
+    assert result.keywords == [] and result.words == [] and result.text == ""
