@@ -1,0 +1,84 @@
+"""Speech Commands index: list files, hash split, missing files, vocabulary, unreadable clips."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from kws_tf.dataset import DataError, check_vocabulary, fit_length, hash_split, index_speech_commands, load_clips, speaker_of, speech_extent
+from tests.conftest import write_tree
+
+SUBSET = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "speech_commands_subset")
+
+
+def test_lists_assign_splits_and_count_missing(tmp_path):
+    root = write_tree(str(tmp_path), speakers=4, per_speaker=1)
+    index = index_speech_commands(root)
+    assert index.split_source == "lists"
+    assert index.missing_listed == 1  # yes/deadbeef_nohash_9.wav is listed but absent
+    by_split = {s: {c.speaker for c in index.clips if c.split == s} for s in ("train", "validation", "test")}
+    assert len(by_split["validation"]) == 1 and len(by_split["test"]) == 1 and len(by_split["train"]) == 2
+    assert index.counts["stop"] == {"train": 2, "validation": 1, "test": 1}
+    assert len(index.noise_files) == 1
+
+
+def test_hash_split_without_lists_keeps_speakers_on_one_side(tmp_path):
+    root = write_tree(str(tmp_path), speakers=30, per_speaker=2, lists=False)
+    index = index_speech_commands(root)
+    assert index.split_source == "hash"
+    sides: dict[str, set] = {}
+    for c in index.clips:
+        sides.setdefault(c.speaker, set()).add(c.split)
+        assert c.split == hash_split(os.path.relpath(c.path, root))
+    assert all(len(s) == 1 for s in sides.values())
+    assert {c.split for c in index.clips} == {"train", "validation", "test"}
+
+
+def test_hash_split_matches_the_dataset_readme():
+    # Values computed with the README's which_set(filename, 10, 10).
+    assert speaker_of("bed/00176480_nohash_0.wav") == "00176480"
+    assert hash_split("bed/00176480_nohash_0.wav") == hash_split("go/00176480_nohash_3.wav")
+
+
+def test_bad_folders_give_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="no such folder"):
+        index_speech_commands(str(tmp_path / "nope"))
+    (tmp_path / "empty" / "yes").mkdir(parents=True)
+    with pytest.raises(DataError, match="no WORD/\\*.wav clips"):
+        index_speech_commands(str(tmp_path / "empty"))
+    index = index_speech_commands(write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1))
+    with pytest.raises(DataError, match="no train clips for zebra"):
+        check_vocabulary(index, ["yes", "zebra"])
+
+
+def test_unreadable_clips_are_skipped_and_reported(tmp_path):
+    root = write_tree(str(tmp_path), speakers=3, per_speaker=1, lists=False)
+    bad = os.path.join(root, "yes", "0badc0de_nohash_0.wav")
+    with open(bad, "wb") as f:
+        f.write(b"RIFF\x00\x00garbage")
+    index = index_speech_commands(root)
+    loaded = load_clips(index.clips, 16000, progress=False)
+    assert loaded.audio.shape == (len(index.clips) - 1, 16000) and loaded.audio.dtype == np.int16
+    assert len(loaded.failed) == 1 and bad in loaded.failed[0]
+
+
+def test_fit_length_and_speech_extent():
+    assert len(fit_length(np.ones(12000), 16000)) == 16000
+    assert len(fit_length(np.ones(20000), 16000)) == 16000
+    x = np.zeros(16000, np.float32)
+    x[4000:9000] = 0.5 * np.sin(np.arange(5000))
+    start, end = speech_extent(x)
+    assert abs(start - 0.25) <= 0.01 and abs(end - 0.5625) <= 0.01
+
+
+@pytest.mark.skipif(not os.path.isdir(SUBSET), reason="shared Speech Commands subset not present")
+def test_shared_subset_and_official_lists():
+    index = index_speech_commands(SUBSET)
+    assert len(index.clips) == 3212 and index.missing_listed == 0
+    speakers = {s: {c.speaker for c in index.clips if c.split == s} for s in ("train", "validation", "test")}
+    assert not (speakers["train"] & speakers["test"]) and not (speakers["train"] & speakers["validation"])
+    official = index_speech_commands(SUBSET, lists_dir=os.path.join(SUBSET, "official_v0.01_lists"))
+    assert official.missing_listed > 10000  # the official lists name thousands of absent files
+    assert len(official.clips) == 3212

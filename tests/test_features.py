@@ -1,0 +1,45 @@
+"""One definition of the features: numpy reference, streaming, and the TensorFlow twin agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kws_tf.config import FeatureConfig
+from kws_tf.features import StreamingLogMel, log_mel, mel_matrix
+
+
+def test_shapes_and_frame_count():
+    cfg = FeatureConfig()
+    assert cfg.window_samples == 400 and cfg.hop_samples == 160
+    assert log_mel(np.zeros(16000, np.float32), cfg).shape == (98, 40)
+    assert log_mel(np.zeros(160000, np.float32), cfg).shape == (998, 40)
+    assert log_mel(np.zeros(100, np.float32), cfg).shape == (0, 40)
+
+
+def test_silence_is_log_floor():
+    cfg = FeatureConfig()
+    np.testing.assert_allclose(log_mel(np.zeros(1000, np.float32), cfg), np.log(cfg.log_floor), rtol=1e-6)
+
+
+@pytest.mark.parametrize("block", [1, 160, 999, 16000])
+def test_streaming_equals_whole(block):
+    cfg = FeatureConfig()
+    audio = np.random.default_rng(0).standard_normal(20000).astype(np.float32) * 0.1
+    stream = StreamingLogMel(cfg)
+    frames = np.concatenate([stream.push(audio[i : i + block]) for i in range(0, len(audio), block)])
+    np.testing.assert_allclose(frames, log_mel(audio, cfg), atol=1e-4)
+
+
+def test_tensorflow_twin_matches_numpy():
+    tf = pytest.importorskip("tensorflow")
+    from kws_tf.train.features_tf import log_mel_tf
+
+    cfg = FeatureConfig()
+    rng = np.random.default_rng(1)
+    audio = (rng.standard_normal((3, 16000)) * [[0.3], [0.001], [0.05]]).astype(np.float32)
+    audio[2, :8000] = 0
+    ours = np.stack([log_mel(a, cfg) for a in audio])
+    np.testing.assert_allclose(log_mel_tf(tf.constant(audio), cfg).numpy(), ours, atol=1e-4)
+    reference = tf.signal.linear_to_mel_weight_matrix(cfg.n_mels, cfg.fft_size // 2 + 1, cfg.sample_rate_hz, cfg.fmin_hz, cfg.fmax_hz)
+    np.testing.assert_allclose(mel_matrix(cfg), reference.numpy(), atol=1e-5)

@@ -1,0 +1,100 @@
+"""Streaming = batch: the same events whatever the block sizes; the window padding; constant memory;
+the TFLite wrapper on exported models (float32 and int8)."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+from kws_tf.runtime import Transcriber
+from kws_tf.sidecar import ModelDirError
+from kws_tf.tflite_model import ModelLoadError, TFLiteModel, _quantize
+from runtime_fakes import KWS_FRAMES, fake_transcriber, synth
+
+CHUNKS = (1, 160, 1000, 16000)
+SPEECH = [("", 0.6), ("stop", 0.5), ("", 0.3), ("one", 0.5), ("", 0.2), ("two", 0.5), ("", 1.6), ("stop", 0.5),
+          ("three", 0.5), ("", 0.8)]
+
+
+def events_in_chunks(tr: Transcriber, audio: np.ndarray, chunk: int) -> list:
+    tr.reset()
+    events = []
+    for i in range(0, len(audio), chunk):
+        events += tr.feed(audio[i:i + chunk])
+    return events + tr.finish()
+
+
+@pytest.mark.parametrize("mode", ["gated", "no_gate"])
+def test_chunk_invariance_with_stand_in_models(mode):
+    audio = synth(SPEECH)
+    tr = fake_transcriber(mode)
+    reference = events_in_chunks(tr, audio, len(audio))
+    assert any(e.kind == "keyword" for e in reference) and any(e.kind == "word" for e in reference)
+    for chunk in CHUNKS:
+        assert events_in_chunks(tr, audio, chunk) == reference, chunk
+
+
+def test_chunk_invariance_with_exported_tflite_models(tiny_models_dir):
+    audio = synth(SPEECH, seed=3)[: 4 * 16000]
+    # Thresholds at zero so the untrained tiny models produce events to compare.
+    tr = Transcriber.from_dir(tiny_models_dir, mode="no_gate", detector_overrides={"threshold": 0.0, "refractory_s": 1.0},
+                              decoder_overrides={"threshold": 0.0})
+    reference = events_in_chunks(tr, audio, len(audio))
+    assert sum(e.kind == "keyword" for e in reference) >= 2 and any(e.kind == "word" for e in reference)
+    for chunk in CHUNKS:
+        assert events_in_chunks(tr, audio, chunk) == reference, chunk
+
+
+def test_keyword_window_is_left_padded_with_silence_and_hops_are_fixed():
+    tr = fake_transcriber()
+    seen = []
+    inner = tr.kws_runner
+    tr.kws_runner = lambda x: (seen.append(x.copy()), inner(x))[1]
+    tr.reset()
+    tr.feed(synth([("one", 0.5)]))
+    assert len(seen) == 0.5 // 0.2  # one run per 0.2 s hop whose frames are complete
+    first = seen[0]
+    assert first.shape == (KWS_FRAMES, 40)
+    np.testing.assert_array_equal(first[: KWS_FRAMES - 20], np.float32(math.log(1e-6)))
+    assert first[-1].max() > 0.0  # the newest frames are the tone
+
+
+def test_memory_stays_bounded_on_long_streams():
+    tr = fake_transcriber("no_gate")
+    tr.reset()
+    block = synth([("", 5.0)])
+    for _ in range(12):  # a minute
+        tr.feed(block)
+    assert len(tr._frames._data) <= 2 * tr._frames.keep
+    assert tr._mel._count < 16000
+
+
+def test_quantize_helper_rounds_and_saturates():
+    q = _quantize(np.array([-10.0, 0.0, 0.26, 10.0]), np.dtype(np.int8), 0.05, -3)
+    np.testing.assert_array_equal(q, [-128, -3, 2, 124])
+
+
+def test_tflite_models_run_in_both_precisions(tiny_models_dir):
+    rng = np.random.default_rng(0)
+    for precision in ("float32", "int8"):
+        tr = Transcriber.from_dir(tiny_models_dir, precision=precision)
+        kws = tr.kws_runner(rng.standard_normal((tr.kws_frames, 40)).astype(np.float32))
+        assert kws.shape == ((tr.kws_frames - tr.kernel_frames) // tr.stride_frames + 1,)
+        assert np.all((kws >= 0) & (kws <= 1))
+        words = tr.word_runner(rng.standard_normal((tr.word_frames, 40)).astype(np.float32))
+        assert words.shape == (len(tr.labels),) and abs(float(words.sum()) - 1.0) < 1e-3
+
+
+def test_unusable_model_folders_give_one_line_errors(tmp_path, tiny_models_dir):
+    with pytest.raises(ModelDirError, match="not found"):
+        Transcriber.from_dir(str(tmp_path))
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a flatbuffer")
+    with pytest.raises(ModelLoadError, match="cannot load"):
+        TFLiteModel(str(bad))
+    with pytest.raises(ModelDirError, match="no float16 model"):
+        Transcriber.from_dir(tiny_models_dir, precision="float16")
+    assert os.path.exists(os.path.join(tiny_models_dir, "kws", "model.json"))

@@ -1,0 +1,96 @@
+"""tf.data pipelines: seeded determinism, keyword labels aligned with inserted keywords, SNR mixing,
+augmentation helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from kws_tf.config import FeatureConfig, KwsConfig, WordConfig  # noqa: E402
+from kws_tf.train.augment import NoiseBank, mix_at_snr, rms, speed_perturb, time_shift  # noqa: E402
+from kws_tf.train.kws_data import kws_dataset  # noqa: E402
+from kws_tf.train.word_data import word_train_dataset  # noqa: E402
+
+FEATS = FeatureConfig()
+RNG = np.random.default_rng(0)
+NOISE = NoiseBank([RNG.standard_normal(40000).astype(np.float32)], 16000 * 10)
+
+
+def burst_clips(n: int, start_s: float, end_s: float, amp: float = 0.5) -> np.ndarray:
+    clips = np.zeros((n, 16000), np.int16)
+    t = np.arange(int(start_s * 16000), int(end_s * 16000))
+    clips[:, t] = (amp * 32767 * np.sin(2 * np.pi * 440 * t / 16000)).astype(np.int16)
+    return clips
+
+
+def test_word_pipeline_is_seeded_and_balanced():
+    audio = burst_clips(12, 0.2, 0.6)
+    labels = np.array([0] * 10 + [1, 2], np.int32)  # very uneven classes
+    synth = np.zeros(12, bool)
+    make = lambda seed: word_train_dataset(audio, labels, synth, n_words=3, noise=NOISE, features=FEATS, word=WordConfig(), batch_size=64, seed=seed)
+    (x1, y1), (x2, y2) = next(iter(make(5))), next(iter(make(5)))
+    x3, _ = next(iter(make(6)))
+    assert x1.shape == (64, 98, 40)
+    np.testing.assert_array_equal(x1.numpy(), x2.numpy())
+    np.testing.assert_array_equal(y1.numpy(), y2.numpy())
+    assert not np.array_equal(x1.numpy(), x3.numpy())
+    counts = np.bincount(np.concatenate([y.numpy() for _, y in make(1).take(8)]), minlength=4)
+    assert counts[1] > 0.2 * counts[0] and counts[2] > 0.2 * counts[0]  # drawn per class, not per clip
+    assert counts[3] > 0  # _silence_ examples
+
+
+def test_kws_pipeline_is_seeded():
+    kw, other = burst_clips(4, 0.2, 0.5), burst_clips(4, 0.3, 0.4, 0.2)
+    ends = np.full(4, 0.5, np.float32)
+    make = lambda: kws_dataset(kw, ends, other, noise=NOISE, features=FEATS, kws=KwsConfig(clip_s=4.0), batch_size=4, seed=3)
+    (x1, y1), (x2, y2) = next(iter(make())), next(iter(make()))
+    np.testing.assert_array_equal(x1.numpy(), x2.numpy())
+    np.testing.assert_array_equal(y1.numpy(), y2.numpy())
+    assert x1.shape == (4, 398, 40) and y1.shape == (4, KwsConfig(clip_s=4.0).output_frames(FEATS), 1)
+
+
+def test_keyword_labels_follow_each_inserted_keyword():
+    """Keyword = a loud burst ending at 0.5 s of its clip; other words are silent. The labels must
+    rise within one output frame of where the burst ends in the features, and last label_s."""
+    kcfg = KwsConfig(clip_s=10.0, noise_prob=0.0)
+    kw = burst_clips(3, 0.2, 0.5)
+    ds = kws_dataset(kw, np.full(3, 0.5, np.float32), np.zeros((2, 16000), np.int16), noise=NOISE, features=FEATS, kws=kcfg, batch_size=16, seed=11)
+    x, y = next(iter(ds))
+    hop = FEATS.hop_ms / 1000
+    frame_times = np.array([kcfg.output_frame_time_s(t, FEATS) for t in range(y.shape[1])])
+    checked = 0
+    for feats, labels in zip(x.numpy(), y.numpy()[..., 0]):
+        loud = feats.max(axis=1) > -2.0
+        # Ends of loud runs: the audio end of the last loud feature frame.
+        ends = [(i * FEATS.hop_samples + FEATS.window_samples) / 16000 for i in range(len(loud)) if loud[i] and (i + 1 == len(loud) or not loud[i + 1])]
+        rises = [frame_times[i] for i in range(len(labels)) if labels[i] and (i == 0 or not labels[i - 1])]
+        assert len(rises) == len(ends)
+        for end, rise in zip(ends, rises):
+            # The last loud frame's window may overhang the burst by up to one window (25 ms);
+            # the label rises at the first output frame (40 ms apart) after the true end.
+            assert -FEATS.window_ms / 1000 <= rise - end <= kcfg.output_hop_s(FEATS) + hop
+        assert abs(labels.sum() - len(ends) * kcfg.label_s / kcfg.output_hop_s(FEATS)) <= len(ends)
+        checked += len(ends)
+    assert checked >= 5
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 7.5, 20.0])
+def test_mix_at_snr_sets_the_rms_ratio(snr_db):
+    speech = tf.constant(burst_clips(1, 0.1, 0.9)[0] / 32768.0, tf.float32)
+    noise = NOISE.crop(tf.constant([1, 2], tf.int64), 16000)
+    assert abs(float(rms(noise)) - 1.0) < 1e-3
+    mixed = mix_at_snr(speech, noise, tf.constant(snr_db))
+    measured = 20 * np.log10(float(rms(speech)) / float(rms(mixed - speech)))
+    assert abs(measured - snr_db) < 0.01
+
+
+def test_time_shift_and_speed_keep_length():
+    x = tf.constant(burst_clips(1, 0.4, 0.6)[0] / 32768.0, tf.float32)
+    shifted = time_shift(x, tf.constant([0, 1], tf.int64), 1600)
+    assert shifted.shape == x.shape and abs(float(tf.reduce_sum(tf.abs(shifted))) - float(tf.reduce_sum(tf.abs(x)))) < 1.0
+    fast = speed_perturb(x, tf.constant(1.1))
+    assert fast.shape == x.shape
+    active = np.flatnonzero(np.abs(fast.numpy()) > 1e-3)
+    assert 0.17 < (active[-1] - active[0]) / 16000 < 0.19  # 0.2 s burst played 1.1x faster
