@@ -219,3 +219,16 @@ def _progress(total: int, desc: str):
     except ImportError:  # tqdm is optional in the runtime install
         return None
     return tqdm(total=total, desc=desc, unit="clip", leave=False)
+
+
+def speech_extent(audio: np.ndarray, sample_rate_hz: int = 16000, floor_db: float = -25.0) -> tuple[float, float]:
+    """Start and end (s) of the loud part of a word clip: 10 ms frames within ``floor_db`` of the
+    loudest one. Works on ``(samples,)`` int16 or float; a silent clip gives its full extent."""
+    x = np.asarray(audio, np.float32)
+    hop = sample_rate_hz // 100
+    n = len(x) // hop
+    if n == 0:
+        return 0.0, len(x) / sample_rate_hz
+    energy = 10 * np.log10(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(energy >= energy.max() + floor_db)
+    return loud[0] * hop / sample_rate_hz, (loud[-1] + 1) * hop / sample_rate_hz
