@@ -1,0 +1,149 @@
+"""``python -m kws_tf.transcribe``: formats, the jsonl schema, inputs (folders, globs), every bad input
+a user can give and its message, exit codes, atomic --output; stand-in models in process, and the
+exported tiny models through a real subprocess."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from kws_tf import transcribe
+from kws_tf.runtime import Transcriber
+from runtime_fakes import fake_transcriber, synth
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPEECH = [("", 0.5), ("stop", 0.5), ("", 0.3), ("one", 0.5), ("", 0.3), ("two", 0.5), ("", 2.0)]
+
+
+@pytest.fixture
+def fake_models(monkeypatch):
+    """``Transcriber.from_dir`` returns the stand-in models, honouring mode and overrides."""
+    def from_dir(models_dir, precision="float32", mode="gated", detector_overrides=None, decoder_overrides=None, **_):
+        from kws_tf.config import DecoderConfig, DetectorConfig
+        return fake_transcriber(mode, DetectorConfig(**(detector_overrides or {})), DecoderConfig(**(decoder_overrides or {})))
+    monkeypatch.setattr(Transcriber, "from_dir", staticmethod(from_dir))
+
+
+@pytest.fixture
+def clips(tmp_path):
+    audio = synth(SPEECH)
+    root = tmp_path / "clips"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    sf.write(root / "a.wav", audio, 16000, subtype="PCM_16")
+    stereo_44k = soxr.resample(np.stack([audio, audio], axis=1), 16000, 44100)
+    sf.write(root / "sub" / "b.flac", stereo_44k, 44100)
+    sf.write(root / "sub" / "deeper" / "c.ogg", soxr.resample(audio, 16000, 22050), 22050)
+    (root / "sub" / "notes.txt").write_text("not audio")
+    return root
+
+
+def run(capsys, *argv):
+    rc = transcribe.main(["--models", "unused", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_jsonl_schema_and_folder_recursion(fake_models, clips, capsys):
+    rc, out, err = run(capsys, "--format", "jsonl", clips)
+    assert rc == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [os.path.relpath(r["file"], clips) for r in records] == ["a.wav", "sub/b.flac", "sub/deeper/c.ogg"]
+    for r in records:
+        assert list(r) == ["file", "duration_s", "keywords", "words", "text", "error"]
+        assert r["error"] is None and r["text"] == "one two"
+        assert abs(r["duration_s"] - 4.6) < 0.01
+        assert len(r["keywords"]) == 1 and set(r["keywords"][0]) == {"time_s", "score"}
+        assert all(set(w) == {"word", "start_s", "end_s", "score"} for w in r["words"])
+        assert all(isinstance(v, float) for k in r["keywords"] for v in k.values())
+
+
+def test_text_csv_no_gate_single_word_and_glob(fake_models, clips, capsys):
+    rc, out, _ = run(capsys, clips / "a.wav")
+    assert rc == 0 and out == f"{clips / 'a.wav'}\tone two\n"
+    rc, out, _ = run(capsys, "--no-gate", clips / "a.wav")
+    assert out.endswith("\tstop one two\n")
+    rc, out, _ = run(capsys, "--format", "csv", str(clips / "**" / "*.flac"))
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rc == 0 and len(rows) == 1 and rows[0]["text"] == "one two" and rows[0]["error"] == ""
+    word = clips / "word.wav"
+    sf.write(word, synth([("", 0.3), ("two", 0.4), ("", 0.3)]), 16000)
+    rc, out, _ = run(capsys, "--single-word", "--format", "jsonl", word)
+    record = json.loads(out)
+    assert rc == 0 and [w["word"] for w in record["words"]] == ["two"] and record["text"] == "two"
+
+
+def test_bad_inputs_are_reported_per_file_and_the_batch_goes_on(fake_models, clips, tmp_path, capsys):
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "empty_dir").mkdir()
+    bad = [tmp_path / "missing.wav", tmp_path / "corrupt.wav", tmp_path / "empty.wav", clips / "sub" / "notes.txt",
+           tmp_path / "empty_dir", str(tmp_path / "nothing*.wav")]
+    rc, out, err = run(capsys, "--format", "jsonl", clips / "a.wav", *bad)
+    assert rc == 2
+    records = [json.loads(line) for line in out.splitlines()]
+    assert records[0]["error"] is None and records[0]["text"] == "one two"
+    errors = [r["error"] for r in records[1:]]
+    expected = ["no such file", "cannot read audio", "file is empty", "unsupported file type '.txt'",
+                "folder has no audio files", "no files match"]
+    assert len(errors) == len(expected)
+    for message, fragment, record in zip(errors, expected, records[1:]):
+        assert fragment in message and record["file"] in message and record["words"] == []
+    assert "Traceback" not in err and "6 of 7 files failed" in err
+    assert all(len(line) < 300 for line in err.splitlines())
+
+
+def test_usage_errors_exit_1_without_traceback(clips, tmp_path, capsys):
+    assert transcribe.main(["--models", str(tmp_path), str(clips / "a.wav")]) == 1
+    err = capsys.readouterr().err
+    assert "model.json: not found" in err and "Traceback" not in err
+    assert transcribe.main(["--format", "xml", str(clips / "a.wav")]) == 1
+    assert transcribe.main([]) == 1
+    assert transcribe.main(["--help"]) == 0
+    capsys.readouterr()
+
+
+def test_usage_errors_in_values(fake_models, clips, tmp_path, capsys):
+    for argv in (["--jobs", "0"], ["--threshold", "1.5"], ["--output", str(tmp_path / "no" / "out.txt")]):
+        rc, _, err = run(capsys, *argv, clips / "a.wav")
+        assert rc == 1 and "error:" in err, argv
+
+
+def test_output_is_written_atomically(fake_models, clips, tmp_path, capsys, monkeypatch):
+    target = tmp_path / "out.jsonl"
+    target.write_text("old\n")
+    rc, out, _ = run(capsys, "--format", "jsonl", "--output", target, clips / "a.wav")
+    assert rc == 0 and out == "" and json.loads(target.read_text())["text"] == "one two"
+    assert sorted(os.listdir(tmp_path)) == ["clips", "out.jsonl"]
+
+    def crash(*_args, **_kw):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(transcribe, "transcribe_file", crash)
+    rc, _, _ = run(capsys, "--format", "jsonl", "--output", target, clips / "a.wav")
+    assert rc == 130 and json.loads(target.read_text())["text"] == "one two"  # old output intact
+
+
+def test_jobs_keep_input_order(fake_models, clips, capsys):
+    rc1, out1, _ = run(capsys, "--format", "jsonl", clips)
+    rc2, out2, _ = run(capsys, "--format", "jsonl", "--jobs", "2", clips)
+    assert rc1 == rc2 == 0 and out1 == out2
+
+
+def test_cli_with_exported_models(tiny_models_dir, clips):
+    env = {**os.environ, "PYTHONPATH": REPO}
+    for precision in ("float32", "int8"):
+        proc = subprocess.run([sys.executable, "-m", "kws_tf.transcribe", "--models", tiny_models_dir, "--precision", precision,
+                               "--format", "jsonl", "--threshold", "0", "--no-gate", str(clips)],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""  # no native log lines, no warnings
+        records = [json.loads(line) for line in proc.stdout.splitlines()]
+        assert len(records) == 3 and all(r["error"] is None and r["keywords"] for r in records)
