@@ -1,0 +1,153 @@
+"""``python -m kws_tf.live``: the loop with an injected block source (fast), the messages for a
+missing PortAudio, and a real PortAudio stream from a PulseAudio virtual microphone fed a WAV file."""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from kws_tf import live
+from runtime_fakes import fake_transcriber, synth
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.dirname(os.path.abspath(__file__))
+SPEECH = [("", 0.5), ("stop", 0.5), ("", 0.3), ("one", 0.5), ("", 0.3), ("two", 0.5), ("", 2.5)]
+
+
+def blocks_44k(audio: np.ndarray, block: int = 2205):
+    x = soxr.resample(audio, 16000, 44100).astype(np.float32)
+    return [x[i:i + block, None] for i in range(0, len(x), block)]  # (samples, 1) like PortAudio
+
+
+def test_loop_with_injected_source(tmp_path):
+    lines = []
+    stats = live.run_live(fake_transcriber(), blocks_44k(synth(SPEECH)), 44100, save_dir=str(tmp_path / "saved"),
+                          emit=lines.append)
+    assert stats.keywords == 1 and stats.utterances == 1 and len(lines) == 2
+    assert "keyword" in lines[0] and lines[1].endswith("text     one two")
+    assert abs(stats.audio_s - 5.1) < 0.05 and len(stats.feed_ms) == len(blocks_44k(synth(SPEECH)))
+    (saved,) = stats.saved
+    audio, rate = sf.read(saved)
+    assert rate == 16000 and 2.5 < len(audio) / rate < 5.0  # from before the keyword to the pause
+
+
+def test_duration_and_ctrl_c_stop_cleanly():
+    stats = live.run_live(fake_transcriber(), blocks_44k(synth(SPEECH)), 44100, duration_s=1.0, emit=lambda _: None)
+    assert stats.audio_s == 1.0
+    closed = []
+
+    def source():
+        try:
+            yield from blocks_44k(synth([("", 1.0)]))
+            raise KeyboardInterrupt
+        finally:
+            closed.append(True)
+    stats = live.run_live(fake_transcriber(), source(), 44100, emit=lambda _: None)
+    assert 0.95 < stats.audio_s <= 1.0 and closed == [True]
+
+
+def test_missing_portaudio_gives_one_line_saying_what_to_install(tmp_path):
+    fake = tmp_path / "fake_mods"
+    fake.mkdir()
+    (fake / "sounddevice.py").write_text("raise OSError('PortAudio library not found')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), REPO])}
+    proc = subprocess.run([sys.executable, "-m", "kws_tf.live", "--models", str(tmp_path)], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 1
+    assert "libportaudio2" in proc.stderr and "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+# --- a real PortAudio stream: PulseAudio null sink, its monitor as the default ALSA input ---
+
+def _pactl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=10, check=check)
+
+
+@pytest.fixture
+def virtual_mic():
+    """The name of a null sink whose monitor is the default input; PulseAudio is started (and
+    stopped afterwards) when it is not running."""
+    missing = [b for b in ("pulseaudio", "pactl", "paplay") if shutil.which(b) is None]
+    if missing or ctypes.util.find_library("portaudio") is None:
+        pytest.skip(f"virtual microphone needs the Debian packages pulseaudio pulseaudio-utils libasound2-plugins "
+                    f"libportaudio2 (missing: {' '.join(missing) or 'libportaudio2'})")
+    started = _pactl("info", check=False).returncode != 0
+    if started:
+        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "--system=false", "--disallow-exit"],
+                       capture_output=True, timeout=30)
+        for _ in range(50):
+            if _pactl("info", check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.skip("pulseaudio did not start")
+    sink = f"kwsmic{uuid.uuid4().hex[:8]}"
+    module = _pactl("load-module", "module-null-sink", f"sink_name={sink}", "rate=16000", "channels=1").stdout.strip()
+    previous = _pactl("get-default-source", check=False).stdout.strip()
+    _pactl("set-default-source", f"{sink}.monitor")
+    try:
+        yield sink
+    finally:
+        if previous:
+            _pactl("set-default-source", previous, check=False)
+        _pactl("unload-module", module, check=False)
+        if started:
+            subprocess.run(["pulseaudio", "--kill"], capture_output=True, timeout=30)
+
+
+HELPER = """
+import sys
+sys.path[:0] = [{tests!r}, {repo!r}]
+from kws_tf import live
+from runtime_fakes import fake_transcriber
+sd = live.import_sounddevice()
+source = live.MicrophoneSource(sd, "default")
+print("listening", source.rate_hz, file=sys.stderr, flush=True)
+stats = live.run_live(fake_transcriber(), source, source.rate_hz, save_dir={save!r}, duration_s=float(sys.argv[1]),
+                      emit=lambda line: print(line, flush=True))
+print("overflows", source.overflows, "saved", len(stats.saved), flush=True)
+"""
+
+
+def _listen_then_play(cmd: list[str], wav: str, sink: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": REPO})
+    banner = proc.stderr.readline()  # the stream is open once this line is out
+    assert "listening" in banner, banner + proc.stderr.read()
+    time.sleep(0.3)
+    subprocess.run(["paplay", f"--device={sink}", wav], check=True, timeout=30)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, banner + err)
+
+
+def test_virtual_microphone_through_portaudio(virtual_mic, tmp_path):
+    wav = str(tmp_path / "speech.wav")
+    sf.write(wav, synth(SPEECH), 16000, subtype="PCM_16")
+    helper = tmp_path / "helper.py"
+    helper.write_text(HELPER.format(tests=TESTS, repo=REPO, save=str(tmp_path / "saved")))
+    result = _listen_then_play([sys.executable, str(helper), "7"], wav, virtual_mic)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert sum("keyword" in line for line in lines) == 1, result.stdout
+    assert any(line.endswith("text     one two") for line in lines), result.stdout
+    assert lines[-1].startswith("overflows 0 saved 1")
+
+
+def test_live_cli_with_exported_models(virtual_mic, tiny_models_dir, tmp_path):
+    wav = str(tmp_path / "speech.wav")
+    sf.write(wav, synth(SPEECH), 16000, subtype="PCM_16")
+    cmd = [sys.executable, "-m", "kws_tf.live", "--models", tiny_models_dir, "--device", "default", "--duration", "5",
+           "--save-dir", str(tmp_path / "saved")]
+    result = _listen_then_play(cmd, wav, virtual_mic)
+    assert result.returncode == 0, result.stderr
+    assert "5.0 s of audio" in result.stderr and "0 input overflow(s)" in result.stderr, result.stderr
