@@ -1,0 +1,151 @@
+"""Measure the runtime: real-time factor on a 10 s clip (float32 and int8), per-hop latency of the
+live loop, CPU share of one core when fed in real time, model sizes and the runtime's install size.
+Runtime modules and numpy only (no TensorFlow).
+
+    python tools/benchmark_runtime.py --models saved_models [--clip some10s.wav] [--realtime-s 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as metadata
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from kws_tf.audio_io import read_audio  # noqa: E402
+from kws_tf.runtime import Transcriber  # noqa: E402
+from kws_tf.transcribe import default_models_dir  # noqa: E402
+
+SR = 16000
+# The base install's distributions (setup.cfg install_requires and what they pull in).
+RUNTIME_DISTS = ("numpy", "ai-edge-litert", "flatbuffers", "protobuf", "ml_dtypes", "backports.strenum",
+                 "typing_extensions", "soundfile", "cffi", "pycparser", "soxr", "pydub", "tqdm")
+
+
+def test_clip(path: str | None, seconds: float = 10.0, seed: int = 0) -> np.ndarray:
+    """``(seconds * 16000,)`` float32: the given file (cut/looped) or faint noise with tone bursts."""
+    n = int(seconds * SR)
+    if path:
+        audio = read_audio(path, SR)
+        return np.resize(audio, n).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    audio = 0.01 * rng.standard_normal(n)
+    t = np.arange(int(0.4 * SR)) / SR
+    for k, start in enumerate(np.arange(0.5, seconds - 0.5, 0.8)):
+        i = int(start * SR)
+        audio[i:i + len(t)] += 0.2 * np.sin(2 * np.pi * (300 + 150 * k) * t) * np.hanning(len(t))
+    return audio.astype(np.float32)
+
+
+def real_time_factor(tr: Transcriber, audio: np.ndarray, repeats: int) -> dict:
+    tr.transcribe(audio)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        tr.transcribe(audio)
+        times.append(time.perf_counter() - t0)
+    best, median = min(times), float(np.median(times))
+    return {"seconds_median": round(median, 4), "rtf_median": round(median / (len(audio) / SR), 5),
+            "rtf_best": round(best / (len(audio) / SR), 5)}
+
+
+def model_call_ms(runner, frames: int, repeats: int = 50) -> float:
+    x = np.random.default_rng(0).standard_normal((frames, 40)).astype(np.float32)
+    runner(x)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        runner(x)
+    return round(1000 * (time.perf_counter() - t0) / repeats, 3)
+
+
+def hop_latency(tr: Transcriber, audio: np.ndarray, block_s: float = 0.05) -> dict:
+    """Wall time of ``feed`` per 50 ms block (what the live loop does per PortAudio block)."""
+    tr.reset()
+    block = int(block_s * SR)
+    ms = []
+    for i in range(0, len(audio), block):
+        t0 = time.perf_counter()
+        tr.feed(audio[i:i + block])
+        ms.append(1000 * (time.perf_counter() - t0))
+    ms = np.array(ms)
+    busy = ms[ms > np.median(ms) * 3] if np.any(ms > np.median(ms) * 3) else ms
+    return {"block_ms": block_s * 1000, "median_ms": round(float(np.median(ms)), 3),
+            "p95_ms": round(float(np.percentile(ms, 95)), 3), "max_ms": round(float(ms.max()), 3),
+            "hop_blocks_median_ms": round(float(np.median(busy)), 3)}
+
+
+def cpu_share_realtime(tr: Transcriber, audio: np.ndarray, seconds: float, block_s: float = 0.05) -> dict:
+    """Feed blocks at the pace a microphone delivers them; CPU time / wall time of this process."""
+    tr.reset()
+    block = int(block_s * SR)
+    n_blocks = int(seconds / block_s)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for k in range(n_blocks):
+        i = (k * block) % (len(audio) - block)
+        tr.feed(audio[i:i + block])
+        delay = wall0 + (k + 1) * block_s - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return {"seconds": round(wall, 2), "cpu_share_of_one_core": round(cpu / wall, 4)}
+
+
+def dist_size_mb(names: tuple[str, ...]) -> dict:
+    """Installed size of distributions, from their RECORD file lists."""
+    sizes = {}
+    for name in names:
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        total = 0
+        for f in dist.files or []:
+            p = dist.locate_file(f)
+            if os.path.isfile(p):
+                total += os.path.getsize(p)
+        sizes[dist.metadata["Name"]] = round(total / 1e6, 1)
+    return {"per_distribution_mb": sizes, "total_mb": round(sum(sizes.values()), 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default=None)
+    p.add_argument("--clip", help="a WAV to use (cut or looped to 10 s); default: synthetic")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--realtime-s", type=float, default=10.0, help="seconds of real-time feeding per mode")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    args = p.parse_args(argv)
+    models = args.models or default_models_dir()
+    audio = test_clip(args.clip)
+    report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+                    "models": os.path.abspath(models)}
+    for task in ("kws", "words"):
+        folder = os.path.join(models, task)
+        report[f"{task}_files_kb"] = {f: round(os.path.getsize(os.path.join(folder, f)) / 1024, 1)
+                                      for f in sorted(os.listdir(folder)) if f.endswith(".tflite")}
+    for precision in ("float32", "int8"):
+        r: dict = {}
+        for mode in ("gated", "no_gate"):
+            tr = Transcriber.from_dir(models, precision=precision, mode=mode, num_threads=args.threads)
+            r[f"rtf_10s_{mode}"] = real_time_factor(tr, audio, args.repeats)
+        r["kws_call_ms"] = model_call_ms(tr.kws_runner, tr.kws_frames)
+        r["word_call_ms"] = model_call_ms(tr.word_runner, tr.word_frames)
+        r["live_feed_per_block_no_gate"] = hop_latency(tr, audio)
+        for mode in ("gated", "no_gate"):
+            tr = Transcriber.from_dir(models, precision=precision, mode=mode, num_threads=args.threads)
+            r[f"realtime_{mode}"] = cpu_share_realtime(tr, audio, args.realtime_s)
+        report[precision] = r
+    report["runtime_install"] = dist_size_mb(RUNTIME_DISTS)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
