@@ -22,7 +22,7 @@ from kws_tf.decisions import KeywordEvent, UtteranceEnd
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError
 from kws_tf.tflite_model import ModelLoadError
-from kws_tf.transcribe import UsageParser, default_models_dir
+from kws_tf.transcribe import UsageParser, transcriber_kwargs
 
 PROG = "python -m kws_tf.live"
 PREROLL_S = 1.5  # saved utterances start this long before the keyword fired, so they include it
@@ -215,10 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.list_devices:
             print(sd.query_devices())
             return 0
-        tr = Transcriber.from_dir(
-            args.models or default_models_dir(), precision=args.precision, mode="no_gate" if args.no_gate else "gated",
-            detector_overrides={} if args.threshold is None else {"threshold": args.threshold},
-            decoder_overrides={} if args.word_threshold is None else {"threshold": args.word_threshold})
+        tr = Transcriber.from_dir(**transcriber_kwargs(args, "no_gate" if args.no_gate else "gated"))
         source = MicrophoneSource(sd, args.device, args.block_ms / 1000.0)
         print(f"listening on {source.name!r} at {source.rate_hz} Hz; press Ctrl-C to stop", file=sys.stderr, flush=True)
         stats = run_live(tr, source, source.rate_hz, args.save_dir, args.duration,

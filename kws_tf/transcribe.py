@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def transcriber_kwargs(args: argparse.Namespace, mode: str) -> dict:
+    """``Transcriber.from_dir`` arguments from the options both CLIs share."""
+    return {"models_dir": args.models or default_models_dir(), "precision": args.precision, "mode": mode,
+            "detector_overrides": {} if args.threshold is None else {"threshold": args.threshold},
+            "decoder_overrides": {} if args.word_threshold is None else {"threshold": args.word_threshold}}
+
+
 def expand_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
     """``(name, error)`` per file: folders searched recursively for audio, globs expanded; inputs
     that name nothing come back with an error message instead of a file."""
@@ -166,10 +173,7 @@ def _run(args: argparse.Namespace) -> int:
             raise _UsageError(f"--{name.replace('_', '-')} must be between 0 and 1, not {value}")
     if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
         raise _UsageError(f"--output {args.output}: its folder does not exist")
-    mode = "single_word" if args.single_word else "no_gate" if args.no_gate else "gated"
-    kwargs = {"models_dir": args.models or default_models_dir(), "precision": args.precision, "mode": mode,
-              "detector_overrides": {} if args.threshold is None else {"threshold": args.threshold},
-              "decoder_overrides": {} if args.word_threshold is None else {"threshold": args.word_threshold}}
+    kwargs = transcriber_kwargs(args, "single_word" if args.single_word else "no_gate" if args.no_gate else "gated")
     tr = Transcriber.from_dir(**kwargs)
     items = expand_inputs(args.inputs)
     from tqdm import tqdm

@@ -42,6 +42,7 @@ def test_chunk_invariance_with_exported_tflite_models(tiny_models_dir):
     # Thresholds at zero so the untrained tiny models produce events to compare.
     tr = Transcriber.from_dir(tiny_models_dir, mode="no_gate", detector_overrides={"threshold": 0.0},
                               decoder_overrides={"threshold": 0.0})
+    tr.labels = [label.strip("_") for label in tr.labels]  # the untrained model may favour _silence_
     reference = events_in_chunks(tr, audio, len(audio))
     assert any(e.kind == "keyword" for e in reference) and any(e.kind == "word" for e in reference)
     for chunk in CHUNKS:
