@@ -48,9 +48,16 @@ def write_tree(root: str, words=TINY_WORDS, speakers: int = 6, per_speaker: int 
     return root
 
 
+CORRUPT_CLIP = "no/0badc0de_nohash_0.wav"
+
+
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> str:
-    return write_tree(str(tmp_path_factory.mktemp("speech_commands")))
+    """The tiny tree, plus one corrupt WAV (CORRUPT_CLIP) that training must skip and count."""
+    root = write_tree(str(tmp_path_factory.mktemp("speech_commands")))
+    with open(os.path.join(root, CORRUPT_CLIP), "wb") as f:
+        f.write(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,101 @@
+"""``python -m kws_tf.train``: a tiny end-to-end run exports loadable TFLite files with sidecars,
+and bad input gets a one-line message."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kws_tf.sidecar import load_sidecar, model_file
+from tests.conftest import TINY_WORDS, write_tree
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("task", ["kws", "words"])
+def test_tiny_run_exports_models_that_load(tiny_models_dir, task):
+    from ai_edge_litert.interpreter import Interpreter
+
+    sidecar = load_sidecar(tiny_models_dir, task)
+    assert os.path.isdir(os.path.join(tiny_models_dir, task, "saved_model"))
+    assert sidecar["parity"]["float32_max_abs_diff"] < 1e-3
+    assert sidecar["quantization"]["int8"] in ("full_integer", "dynamic_range")
+    assert sidecar["features"]["n_mels"] == 40 and sidecar["sample_rate_hz"] == 16000
+    for precision in ("float32", "int8"):
+        interp = Interpreter(model_path=model_file(tiny_models_dir, task, sidecar, precision))
+        interp.allocate_tensors()
+        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+        assert list(inp["shape"]) == [1, sidecar["input"]["frames"], sidecar["input"]["n_mels"]]
+        interp.set_tensor(inp["index"], np.full(inp["shape"], -5.0, np.float32))
+        interp.invoke()
+        result = interp.get_tensor(out["index"])
+        if task == "kws":
+            assert result.shape == (1, sidecar["output"]["frames"], 1)
+            assert np.all((result >= 0) & (result <= 1))
+        else:
+            assert sidecar["labels"] == [*TINY_WORDS, "_silence_"]
+            assert result.shape == (1, len(sidecar["labels"]))
+            assert abs(float(result.sum()) - 1.0) < 1e-2
+
+
+def test_tiny_run_skips_and_counts_the_corrupt_clip(tiny_models_dir):
+    assert load_sidecar(tiny_models_dir, "words")["data"]["skipped_unreadable"] == 1
+
+
+def test_model_builders_output_shapes():
+    pytest.importorskip("tensorflow")
+    from kws_tf.config import FeatureConfig, KwsConfig
+    from kws_tf.train.models import build_kws_model, build_word_model
+
+    feats, kws = FeatureConfig(), KwsConfig()
+    kws_model = build_kws_model(input_frames=kws.input_frames(feats), n_mels=40, conv_filters=8, gru_units=4)
+    assert kws_model.output_shape == (None, kws.output_frames(feats), 1) == (None, 246, 1)
+    word_model = build_word_model(input_frames=98, n_mels=40, n_classes=31, widths=(4, 8))
+    assert word_model.output_shape == (None, 31)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kws_tf.train", *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_bad_inputs_get_one_line_errors(tmp_path):
+    pytest.importorskip("tensorflow")
+    assert "no such folder" in one_line_error(run_cli("--data-dir", str(tmp_path / "missing")))
+    (tmp_path / "empty" / "yes").mkdir(parents=True)
+    assert "no WORD/*.wav clips" in one_line_error(run_cli("--data-dir", str(tmp_path / "empty")))
+    tree = write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1)
+    assert "no train clips for zebra" in one_line_error(run_cli("--data-dir", tree, "--task", "words", "--words", "yes", "zebra"))
+    assert "keyword 'marvin'" in one_line_error(run_cli("--data-dir", tree, "--task", "kws", "--keyword", "marvin"))
+    assert "preset 'nope' not found" in one_line_error(run_cli("--data-dir", tree, "--preset", "nope"))
+    assert "bad --set" in one_line_error(run_cli("--data-dir", tree, "--set", "kws.nonsense=1"))
+
+
+def test_no_data_dir_says_how_to_get_data(tmp_path):
+    env = {**os.environ, "KWS_TF_DATA_DIR": ""}
+    proc = subprocess.run([sys.executable, "-m", "kws_tf.train"], capture_output=True, text=True, cwd=tmp_path, env={**env, "PYTHONPATH": ROOT}, timeout=120)
+    assert "download_speech_commands.py" in one_line_error(proc)
+
+
+def test_run_folder_holds_config_logs_and_plots(tiny_models_dir, tmp_path_factory):
+    runs = [p for p in (tmp_path_factory.getbasetemp()).glob("runs*")]
+    assert runs
+    for task in ("kws", "words"):
+        folder = runs[0] / task
+        for name in ("config.json", "summary.json", "log.csv", "curves.png", "best.weights.h5"):
+            assert (folder / name).exists(), f"{task}/{name}"
+        assert not (folder / "backup").exists()  # removed after a completed run
+        assert json.loads((folder / "config.json").read_text())["preset"]["name"] == "tiny"
+    assert (runs[0] / "kws" / "keyword_trace.png").exists() and (runs[0] / "words" / "confusion.png").exists()
