@@ -132,6 +132,9 @@ class Transcriber:
         # Keyword hops are whole multiples of the output stride, so every run lands on the same grid.
         self.kws_hop_frames = max(1, round(detector.hop_s / frame_s / stride_frames)) * stride_frames
         self.word_hop_frames = max(1, round(decoder.hop_s / frame_s))
+        # Called with ``(times_s, probs)`` of each hop's new keyword frames, exactly what the detector
+        # sees (evaluation sweeps thresholds over it; --plot draws it). None: no trace.
+        self.on_kws_scores: Callable[[np.ndarray, np.ndarray], None] | None = None
         self.reset()
 
     @classmethod
@@ -220,6 +223,8 @@ class Transcriber:
         last_input, probs = last_input[new], probs[new]
         real = last_input >= 0
         times = np.array([self._frame_time_s(int(i)) for i in last_input[real]])
+        if self.on_kws_scores is not None:
+            self.on_kws_scores(times, probs[real])
         events: list[Event] = []
         for kw in self.detector.update(times, probs[real]):
             events.append(kw)
