@@ -74,8 +74,12 @@ class KwsConfig:
     min_gap_s: float = 0.1
     max_gap_s: float = 1.2
     noise_prob: float = 0.85
-    noise_level_db: tuple[float, float] = (-45.0, -15.0)
-    word_level_db: tuple[float, float] = (-30.0, -12.0)
+    # Speech level (RMS dBFS of a 1 s word clip) per clip, varied per word by +-word_spread_db;
+    # the background sits snr_db below the clip's speech level.
+    word_level_db: tuple[float, float] = (-32.0, -14.0)
+    word_spread_db: float = 4.0
+    snr_db: tuple[float, float] = (0.0, 25.0)
+    speed: tuple[float, float] = (0.88, 1.12)
 
     def clip_samples(self, features: FeatureConfig) -> int:
         return int(round(self.clip_s * features.sample_rate_hz))

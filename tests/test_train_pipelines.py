@@ -52,11 +52,12 @@ def test_kws_pipeline_is_seeded():
 
 
 def test_keyword_labels_follow_each_inserted_keyword():
-    """Keyword = a loud burst ending at 0.5 s of its clip; other words are silent. The labels must
-    rise within one output frame of where the burst ends in the features, and last label_s."""
-    kcfg = KwsConfig(clip_s=10.0, noise_prob=0.0)
-    kw = burst_clips(3, 0.2, 0.5)
-    ds = kws_dataset(kw, np.full(3, 0.5, np.float32), np.zeros((2, 16000), np.int16), noise=NOISE, features=FEATS, kws=kcfg, batch_size=16, seed=11)
+    """Keyword = a loud burst ending at 0.75 s of its clip (moved by the speed perturbation);
+    other words are silent. The labels must rise within one output frame of where the burst ends
+    in the features, and last label_s."""
+    kcfg = KwsConfig(clip_s=10.0, noise_prob=0.0, speed=(0.8, 1.2))
+    kw = burst_clips(3, 0.35, 0.75)
+    ds = kws_dataset(kw, np.full(3, 0.75, np.float32), np.zeros((2, 16000), np.int16), noise=NOISE, features=FEATS, kws=kcfg, batch_size=16, seed=11)
     x, y = next(iter(ds))
     hop = FEATS.hop_ms / 1000
     frame_times = np.array([kcfg.output_frame_time_s(t, FEATS) for t in range(y.shape[1])])

@@ -51,18 +51,21 @@ def time_shift(audio: tf.Tensor, seed: tf.Tensor, max_shift: int) -> tf.Tensor:
 
 
 def speed_perturb(audio: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
-    """Play ``(samples,)`` ``factor`` times faster (tempo and pitch, like ``sox speed``) by linear
-    interpolation, keeping the length (centre-cropped or zero-padded)."""
-    n = tf.shape(audio)[0]
+    """Play ``(..., samples)`` ``factor`` times faster (tempo and pitch, like ``sox speed``) by linear
+    interpolation around the centre, keeping the length (cropped or zero-padded). ``factor`` has the
+    shape of ``audio`` without its last axis. A point at ``t`` moves to ``c + (t - c) / factor``."""
+    n = tf.shape(audio)[-1]
     nf = tf.cast(n, tf.float32)
     # Output sample j reads input position centre + (j - centre) * factor.
-    pos = nf / 2.0 + (tf.range(nf) - nf / 2.0) * factor
+    pos = nf / 2.0 + (tf.range(nf) - nf / 2.0) * factor[..., None]
     valid = tf.cast((pos >= 0.0) & (pos <= nf - 1.0), tf.float32)
     pos = tf.clip_by_value(pos, 0.0, nf - 1.0)
     lo = tf.cast(tf.floor(pos), tf.int32)
     hi = tf.minimum(lo + 1, n - 1)
     frac = pos - tf.floor(pos)
-    return (tf.gather(audio, lo) * (1.0 - frac) + tf.gather(audio, hi) * frac) * valid
+    batch_dims = len(audio.shape) - 1
+    gather = lambda idx: tf.gather(audio, idx, batch_dims=batch_dims)
+    return (gather(lo) * (1.0 - frac) + gather(hi) * frac) * valid
 
 
 def spec_augment(features: tf.Tensor, seed: tf.Tensor, freq_mask_bins: int, time_mask_frames: int) -> tf.Tensor:

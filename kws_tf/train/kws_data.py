@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from kws_tf.config import FeatureConfig, KwsConfig
-from kws_tf.train.augment import NoiseBank, rms
+from kws_tf.train.augment import NoiseBank, rms, speed_perturb
 from kws_tf.train.features_tf import log_mel_tf
 
 KEYWORD_PROB = 0.3  # chance that a slot on the timeline holds the keyword
@@ -50,12 +50,14 @@ def kws_dataset(
         return tf.pow(10.0, tf.random.stateless_uniform(shape, seed_, *low_high) / 20.0)
 
     def example(i: tf.Tensor):
-        s = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), i]), 12)
-        # Background: a noise recording at a random level, or near-silence.
+        s = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), i]), 14)
+        # Background: a noise recording snr_db below the speech level, or near-silence.
+        speech_db = tf.random.stateless_uniform((), s[10], *kws.word_level_db)
         use_noise = tf.random.stateless_uniform((), s[0]) < kws.noise_prob
+        noise_db = speech_db - tf.random.stateless_uniform((), s[2], *kws.snr_db)
         background = tf.where(
             use_noise,
-            noise.crop(s[1], clip_n) * level(s[2], kws.noise_level_db),
+            noise.crop(s[1], clip_n) * tf.pow(10.0, noise_db / 20.0),
             tf.random.stateless_normal((clip_n,), s[3]) * level(s[2], (-75.0, -55.0)),
         )
         # Timeline: slot j starts one word length plus a random gap after slot j-1.
@@ -72,14 +74,18 @@ def kws_dataset(
         other_idx = tf.random.stateless_uniform((slots,), s[8], 0, tf.shape(other_t)[0], dtype=tf.int32)
         words = tf.where(is_kw[:, None], tf.gather(kw_t, kw_idx), tf.gather(other_t, other_idx))
         words = tf.cast(words, tf.float32) / 32768.0
-        gain = level(s[9], kws.word_level_db, (slots,)) / rms(words)
+        speed = tf.random.stateless_uniform((slots,), s[11], *kws.speed)
+        words = speed_perturb(words, speed)
+        word_db = speech_db + tf.random.stateless_uniform((slots,), s[9], -kws.word_spread_db, kws.word_spread_db)
+        gain = tf.pow(10.0, word_db / 20.0) / rms(words)
         words *= (gain * tf.cast(is_kw | is_other, tf.float32))[:, None]
         offsets = tf.cast(tf.round(offset_s * sr), tf.int32)
         positions = tf.reshape(tf.minimum(offsets[:, None] + tf.range(word_n)[None, :], clip_n - 1), (-1, 1))
         audio = tf.tensor_scatter_nd_add(background, positions, tf.reshape(words, (-1,)))
         audio = tf.clip_by_value(audio, -1.0, 1.0)
         # Labels: 1 for output frames whose audio ends within label_s after a keyword's end.
-        end_s = offset_s + tf.gather(kw_end_t, kw_idx)
+        centre_s = word_n / sr / 2.0
+        end_s = offset_s + centre_s + (tf.gather(kw_end_t, kw_idx) - centre_s) / speed
         hit = (frame_time[None, :] > end_s[:, None]) & (frame_time[None, :] <= end_s[:, None] + kws.label_s) & is_kw[:, None]
         labels = tf.cast(tf.reduce_any(hit, axis=0), tf.float32)[:, None]
         return audio, labels
