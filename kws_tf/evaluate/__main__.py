@@ -1,0 +1,167 @@
+"""``python -m kws_tf.evaluate``: how good exported models are on a Speech Commands split, through the
+TFLite runtime, float32 and int8 side by side; writes results.json and an HTML report (runtime modules,
+numpy, jiwer, matplotlib, tqdm, optional pocketsphinx; never TensorFlow)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import shlex
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from kws_tf.dataset import SPLITS, DataError, index_speech_commands, load_clips, load_noise
+from kws_tf.evaluate import metrics, plots, report, suite
+from kws_tf.evaluate.peer import PEERS, PeerError, PocketSphinx, evaluate_pocketsphinx
+from kws_tf.evaluate.streams import STREAM_SNR_DB, WordBank, sentences
+from kws_tf.runtime import Transcriber
+from kws_tf.sidecar import ModelDirError
+from kws_tf.tflite_model import ModelLoadError
+from kws_tf.transcribe import UsageParser, default_models_dir
+
+PROG = "python -m kws_tf.evaluate"
+FORMAT = "kws_tf.evaluate/1"
+
+
+class _UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = UsageParser(prog=PROG, description="Evaluate exported models on a Speech Commands split: word accuracy, "
+                    "keyword recall and false alarms, gated sentence WER and speed; writes results.json and index.html.")
+    p.add_argument("--models", default=None, help="export folder with kws/ and words/ (default: saved_models/)")
+    p.add_argument("--data-dir", required=True, help="Speech Commands folder (official layout)")
+    p.add_argument("--split", choices=SPLITS, default="test", help="which split's clips to use (default: test)")
+    p.add_argument("--report", default="eval_report", metavar="DIR", help="output folder (default: eval_report/)")
+    p.add_argument("--minutes", type=float, default=30.0, help="length of the keyword streams (default: 30)")
+    p.add_argument("--seed", type=int, default=0, help="seed of all synthesized audio (default: 0)")
+    p.add_argument("--precision", nargs="+", choices=("float32", "int8"), default=["float32", "int8"])
+    p.add_argument("--compare", nargs="*", choices=PEERS, default=[], help="also run a peer recognizer")
+    p.add_argument("--sentences", type=int, default=40, help="10 s sentences with the keyword; half as many without (default: 40)")
+    p.add_argument("--peer-sentences", type=int, default=None, help="sentences for the peer (default: all)")
+    p.add_argument("--f1-clips", type=int, default=100, help="10 s clips for the frame F1 (default: 100)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes (default: 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _task(kind: str, models: str, precision: str, bank: WordBank, settings: suite.Settings, position: int,
+          peer_counts: tuple[int, int]) -> tuple[str, dict, dict]:
+    if kind == "peer":
+        keyword, labels = suite.vocabulary(models)
+        items = sentences(bank, keyword, set(labels), *peer_counts, settings.seed)
+        return kind, evaluate_pocketsphinx(bank, labels, keyword, items, settings.progress, position), {}
+    result, artifacts = suite.evaluate_precision(models, precision, bank, settings, position)
+    return precision, result, artifacts
+
+
+def _load(args: argparse.Namespace, labels: list[str], keyword: str) -> tuple[WordBank, list[str], dict]:
+    index = index_speech_commands(args.data_dir)
+    clips = index.select(args.split)
+    if not clips:
+        raise DataError(f"{args.data_dir}: the {args.split} split has no clips; choose another --split or add list files")
+    loaded = load_clips(clips, 16000, progress=not args.quiet, desc=f"loading {args.split} clips")
+    if not len(loaded.clips):
+        raise DataError(f"{args.data_dir}: none of the {len(clips)} {args.split} clips could be read ({loaded.failed[0]})")
+    words = [c.word for c in loaded.clips]
+    if keyword not in words:
+        raise DataError(f"{args.data_dir}: the {args.split} split has no clips of the keyword '{keyword}'")
+    if not set(labels) & set(words):
+        raise DataError(f"{args.data_dir}: the {args.split} split has no clips of the word model's words")
+    noise, noise_failed = load_noise(index.noise_files)
+    bank = WordBank.build(loaded.audio, words, noise)
+    files = [os.path.relpath(c.path, index.root) for c in loaded.clips]
+    data = {"root": index.root, "clips": len(loaded.clips), "vocabulary_clips": int(sum(w in set(labels) for w in words)),
+            "keyword_clips": words.count(keyword), "noise_files": len(noise), "failed": loaded.failed + noise_failed}
+    return bank, files, data
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    for name in ("minutes", "sentences", "f1_clips", "jobs"):
+        if getattr(args, name) <= 0:
+            raise _UsageError(f"--{name.replace('_', '-')} must be positive")
+    models = args.models or default_models_dir()
+    keyword, labels = suite.vocabulary(models)
+    precisions = list(dict.fromkeys(args.precision))
+    for p in precisions:  # fail on a missing or broken model now, not after minutes of work
+        Transcriber.from_dir(models, p)
+    plots._pyplot()
+    import jiwer  # noqa: F401  (an eval dependency: fail early with the install hint below)
+
+    if args.compare:
+        PocketSphinx(labels, keyword)
+    bank, files, data = _load(args, labels, keyword)
+    settings = suite.Settings(seed=args.seed, minutes=args.minutes, f1_clips=args.f1_clips, sentences_with_keyword=args.sentences,
+                              sentences_without_keyword=max(1, args.sentences // 2), progress=not args.quiet)
+    n_peer = settings.sentences_with_keyword + settings.sentences_without_keyword if args.peer_sentences is None else args.peer_sentences
+    peer_counts = (min(settings.sentences_with_keyword, round(n_peer * 2 / 3)), 0)
+    peer_counts = (peer_counts[0], min(settings.sentences_without_keyword, max(0, n_peer - peer_counts[0])))
+    tasks = [("precision", p) for p in precisions] + [("peer", "") for _ in args.compare]
+    start = time.perf_counter()
+    outputs = []
+    if args.jobs == 1 or len(tasks) == 1:
+        outputs = [_task(k, models, p, bank, settings, 0, peer_counts) for k, p in tasks]
+    else:
+        with ProcessPoolExecutor(max_workers=min(args.jobs, len(tasks))) as pool:
+            futures = [pool.submit(_task, k, models, p, bank, settings, i % args.jobs, peer_counts) for i, (k, p) in enumerate(tasks)]
+            outputs = [f.result() for f in futures]
+    results = {
+        "format": FORMAT, "created_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": shlex.join([PROG, *argv]), "models": os.path.abspath(models), "data_dir": data["root"],
+        "split": args.split, "seed": args.seed, "keyword": keyword, "vocabulary": labels, "data": data,
+        "settings": {"minutes": args.minutes, "snr_db": list(STREAM_SNR_DB), "tolerance_s": metrics.TOLERANCE_S,
+                     "f1_clips": settings.f1_clips, "sentences_with_keyword": settings.sentences_with_keyword,
+                     "sentences_without_keyword": settings.sentences_without_keyword, "snrs_db": list(suite.SNRS_DB)},
+        "precisions": {}, "peer": None,
+    }
+    example = {}
+    for name, result, artifacts in outputs:
+        if name == "peer":
+            result["note"] = (f"PocketSphinx {result['version']} (bundled en-us model) with a JSGF grammar of the {len(labels)} words: "
+                              f"one word per clip; on sentences a word loop decoded in one pass, on the first {peer_counts[0]} "
+                              f"sentences with the keyword and {peer_counts[1]} without; its gated transcript is what follows "
+                              f"the first '{keyword}' it hears.")
+            result["sentences"]["sentences_evaluated"] = sum(peer_counts)
+            results["peer"] = result
+            continue
+        for pred in result["words"]["predictions"]:
+            pred["file"] = files[pred["index"]]
+        results["precisions"][name] = result
+        example = example or artifacts.get("example", {})
+    results["elapsed_s"] = round(time.perf_counter() - start, 1)
+    html_path = report.write_report(results, bank, example, args.report)
+    header, rows = report.summary_rows(results)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    print(f"report: {html_path}\nresults: {os.path.join(args.report, 'results.json')} ({results['elapsed_s']:.0f} s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (0 done, 1 bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (1)
+        return int(exc.code or 0)
+    logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
+    try:
+        return _run(args, argv)
+    except (_UsageError, ModelDirError, ModelLoadError, DataError, PeerError, plots.PlotError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        print(f"{PROG}: error: {exc.name or exc} is missing; install the evaluation extras: pip install kws_tf[eval]", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
