@@ -13,7 +13,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from kws_tf.dataset import SPLITS, DataError, index_speech_commands, load_clips, load_noise
+from kws_tf.dataset import SPLITS, DataError, DatasetIndex, index_speech_commands, load_clips, load_noise
 from kws_tf.evaluate import metrics, plots, report, suite
 from kws_tf.evaluate.peer import PEERS, PeerError, PocketSphinx, evaluate_pocketsphinx
 from kws_tf.evaluate.streams import STREAM_SNR_DB, WordBank, sentences
@@ -59,11 +59,8 @@ def _task(kind: str, models: str, precision: str, bank: WordBank, settings: suit
     return precision, result, artifacts
 
 
-def _load(args: argparse.Namespace, labels: list[str], keyword: str) -> tuple[WordBank, list[str], dict]:
-    index = index_speech_commands(args.data_dir)
+def _load(args: argparse.Namespace, index: DatasetIndex, labels: list[str], keyword: str) -> tuple[WordBank, list[str], dict]:
     clips = index.select(args.split)
-    if not clips:
-        raise DataError(f"{args.data_dir}: the {args.split} split has no clips; choose another --split or add list files")
     loaded = load_clips(clips, 16000, progress=not args.quiet, desc=f"loading {args.split} clips")
     if not len(loaded.clips):
         raise DataError(f"{args.data_dir}: none of the {len(clips)} {args.split} clips could be read ({loaded.failed[0]})")
@@ -84,6 +81,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     for name in ("minutes", "sentences", "f1_clips", "jobs"):
         if getattr(args, name) <= 0:
             raise _UsageError(f"--{name.replace('_', '-')} must be positive")
+    index = index_speech_commands(args.data_dir)
+    if not index.select(args.split):
+        raise DataError(f"{args.data_dir}: the {args.split} split has no clips; choose another --split or add list files")
     models = args.models or default_models_dir()
     keyword, labels = suite.vocabulary(models)
     precisions = list(dict.fromkeys(args.precision))
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.compare:
         PocketSphinx(labels, keyword)
-    bank, files, data = _load(args, labels, keyword)
+    bank, files, data = _load(args, index, labels, keyword)
     settings = suite.Settings(seed=args.seed, minutes=args.minutes, f1_clips=args.f1_clips, sentences_with_keyword=args.sentences,
                               sentences_without_keyword=max(1, args.sentences // 2), progress=not args.quiet)
     n_peer = settings.sentences_with_keyword + settings.sentences_without_keyword if args.peer_sentences is None else args.peer_sentences

@@ -1,0 +1,95 @@
+"""``python -m kws_tf.evaluate``: report and JSON schema on tiny exported models, bad input, and the
+runtime boundary (no TensorFlow in the evaluation modules)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kws_tf.evaluate.__main__ import main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EVAL_MODULES = ["kws_tf.evaluate", "kws_tf.evaluate.__main__", "kws_tf.evaluate.metrics", "kws_tf.evaluate.streams",
+                "kws_tf.evaluate.suite", "kws_tf.evaluate.report", "kws_tf.evaluate.plots", "kws_tf.evaluate.peer"]
+SYSTEM_KEYS = {"model_bytes", "words", "keyword", "sentences", "speed"}
+WORD_KEYS = {"n", "accuracy", "macro_accuracy", "core_accuracy", "per_word", "confusion", "most_confused", "by_snr_db", "predictions"}
+KEYWORD_KEYS = {"stream_s", "keywords", "threshold", "at_threshold", "recall_at_fa_per_hour", "det", "frame"}
+SENTENCE_KEYS = {"wer", "reference_words", "hits", "substitutions", "deletions", "insertions", "with_keyword", "without_keyword",
+                 "gate_recall", "false_gates", "false_gate_rate", "words_without_keyword", "examples"}
+
+
+def test_evaluation_modules_import_with_tensorflow_blocked():
+    code = ("import sys, importlib\n"
+            "for name in ('tensorflow', 'keras', 'tf_keras'):\n"
+            "    sys.modules[name] = None\n"
+            f"for mod in {EVAL_MODULES!r}:\n"
+            "    importlib.import_module(mod)\n"
+            "from kws_tf.evaluate.__main__ import main\n"
+            "assert main(['--help']) == 0\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _fails(capsys, argv: list[str], needle: str) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and needle in err, err
+    assert len(err.strip().splitlines()) == 1 or err.startswith("usage:"), err
+
+
+def test_bad_input_is_one_line(capsys, tmp_path, tiny_data_dir):
+    from conftest import write_tree
+
+    _fails(capsys, ["--models", str(tmp_path / "none"), "--data-dir", tiny_data_dir], "model.json: not found")
+    _fails(capsys, ["--models", str(tmp_path), "--data-dir", str(tmp_path / "missing")], "no such folder")
+    empty = write_tree(str(tmp_path / "data"), speakers=3)
+    with open(os.path.join(empty, "testing_list.txt"), "w") as f:
+        f.write("yes/notthere_nohash_0.wav\n")
+    _fails(capsys, ["--models", str(tmp_path), "--data-dir", empty], "test split has no clips")
+    _fails(capsys, ["--models", str(tmp_path), "--data-dir", tiny_data_dir, "--minutes", "0"], "--minutes must be positive")
+    assert main(["--data-dir", tiny_data_dir, "--split", "nope"]) == 1
+    assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def report_dir(tiny_models_dir, tiny_data_dir, tmp_path_factory) -> str:
+    out = str(tmp_path_factory.mktemp("report"))
+    rc = main(["--models", tiny_models_dir, "--data-dir", tiny_data_dir, "--report", out, "--minutes", "0.5",
+               "--sentences", "2", "--f1-clips", "2", "--jobs", "1", "--quiet"])
+    assert rc == 0
+    return out
+
+
+def test_report_and_json_schema(report_dir):
+    with open(os.path.join(report_dir, "results.json"), encoding="utf-8") as f:
+        r = json.load(f)
+    assert r["format"] == "kws_tf.evaluate/1" and r["split"] == "test" and r["keyword"] == "stop"
+    assert set(r["precisions"]) == {"float32", "int8"} and r["peer"] is None
+    for res in r["precisions"].values():
+        assert set(res) == SYSTEM_KEYS
+        assert WORD_KEYS <= set(res["words"]) and KEYWORD_KEYS <= set(res["keyword"]) and SENTENCE_KEYS <= set(res["sentences"])
+        assert set(res["words"]["by_snr_db"]) == {"clean", "20", "10", "5", "0"}
+        assert set(res["keyword"]["recall_at_fa_per_hour"]) == {"0.5", "1"}
+        assert res["keyword"]["stream_s"] == pytest.approx(30.0)
+        assert {"threshold", "recall", "miss_rate", "false_alarms", "fa_per_hour"} == set(res["keyword"]["det"][0])
+        assert set(res["speed"]) == {"clip_ms", "stream_rtf", "sentence_rtf"} and res["speed"]["stream_rtf"] > 0
+        assert 0.0 <= res["words"]["accuracy"] <= 1.0 and 0.0 <= res["keyword"]["frame"]["f1"] <= 1.0
+        assert all(os.path.exists(os.path.join(r["data_dir"], p["file"])) for p in res["words"]["predictions"])
+    with open(os.path.join(report_dir, "index.html"), encoding="utf-8") as f:
+        page = f.read()
+    images = ["det.png", "snr.png", "per_word.png", "confusion_float32.png", "confusion_int8.png", "keyword_trace.png"]
+    for name in images:
+        assert f'src="{name}"' in page
+        with open(os.path.join(report_dir, name), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "<table>" in page and "word error rate" in page
+
+
+def test_missing_peer_is_one_line(capsys, monkeypatch, tiny_models_dir, tiny_data_dir, tmp_path):
+    monkeypatch.setitem(sys.modules, "pocketsphinx", None)
+    _fails(capsys, ["--models", tiny_models_dir, "--data-dir", tiny_data_dir, "--report", str(tmp_path), "--compare", "pocketsphinx"],
+           "pip install pocketsphinx")

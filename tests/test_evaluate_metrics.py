@@ -1,0 +1,102 @@
+"""Evaluation measures against hand-computed cases (no models, no TensorFlow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kws_tf.config import DetectorConfig
+from kws_tf.evaluate import metrics
+
+
+def test_word_accuracy_macro_core_confusion():
+    truth = ["a", "a", "b", "b", "c"]
+    pred = ["a", "b", "b", "b", "a"]
+    r = metrics.word_accuracy(truth, pred, ["a", "b", "c"], core_words=["a", "b"])
+    assert r["n"] == 5
+    assert r["accuracy"] == pytest.approx(3 / 5)
+    assert r["per_word"]["a"] == {"n": 2, "correct": 1, "accuracy": 0.5}
+    assert r["per_word"]["c"]["accuracy"] == 0.0
+    assert r["macro_accuracy"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert r["core_accuracy"] == pytest.approx(3 / 4)
+    assert r["confusion"] == {"labels": ["a", "b", "c"], "matrix": [[1, 1, 0], [0, 2, 0], [1, 0, 0]]}
+    assert r["most_confused"] == [{"true": "a", "predicted": "b", "count": 1}, {"true": "c", "predicted": "a", "count": 1}]
+
+
+def test_word_error_rate_counts_each_error_kind():
+    refs = [["one", "two", "three"], ["go"], ["yes"]]
+    hyps = [["one", "two"], ["go", "up"], ["no"]]
+    r = metrics.word_error_rate(refs, hyps)
+    assert (r["deletions"], r["insertions"], r["substitutions"], r["hits"]) == (1, 1, 1, 3)
+    assert r["reference_words"] == 5
+    assert r["wer"] == pytest.approx(3 / 5)
+
+
+def test_word_error_rate_without_reference_words():
+    assert metrics.word_error_rate([], [])["wer"] is None
+    assert metrics.word_error_rate([[]], [["up"]]) == {"wer": None, "reference_words": 0, "hits": 0, "substitutions": 0,
+                                                       "deletions": 0, "insertions": 1}
+
+
+def test_match_detections_tolerance_window_and_duplicates():
+    spans = np.array([[1.0, 1.5], [10.0, 10.4]])
+    # 1.7: hit on keyword 0; 2.2: inside keyword 0's window but it already has a hit -> false alarm;
+    # 5.0: nothing there; 11.5: after 10.4 + 1.0 -> false alarm, keyword 1 missed.
+    hit, fa = metrics.match_detections([5.0, 1.7, 2.2, 11.5], spans, tolerance_s=1.0)
+    assert hit.tolist() == [True, False] and fa == 3
+    hit, fa = metrics.match_detections([0.99, 11.4], spans, tolerance_s=1.0)  # window edges
+    assert hit.tolist() == [False, True] and fa == 1
+    hit, fa = metrics.match_detections([], np.zeros((0, 2)))
+    assert hit.size == 0 and fa == 0
+
+
+def _trace():
+    """4 s of frames every 0.04 s: 0.9 just after keyword 0 (0.5-1.0 s), 0.6 on nothing at 2 s,
+    0.3 just after keyword 1 (3.0-3.3 s)."""
+    t = np.round(np.arange(1, 101) * 0.04, 6)
+    p = np.full(t.shape, 0.01, np.float32)
+    p[(t > 1.0) & (t <= 1.2)] = 0.9
+    p[(t > 2.0) & (t <= 2.1)] = 0.6
+    p[(t > 3.3) & (t <= 3.5)] = 0.3
+    return t, p, np.array([[0.5, 1.0], [3.0, 3.3]])
+
+
+def test_det_points_and_recall_at_fa():
+    t, p, spans = _trace()
+    cfg = DetectorConfig(smoothing_frames=1, patience_frames=1, refractory_s=0.0)
+    pts = metrics.det_points(t, p, spans, duration_s=3600.0, detector=cfg, thresholds=[0.8, 0.2, 0.5, 1.0001], tolerance_s=0.5)
+    assert [q["threshold"] for q in pts] == [0.2, 0.5, 0.8, 1.0001]
+    assert [(q["recall"], q["false_alarms"]) for q in pts] == [(1.0, 1), (0.5, 1), (0.5, 0), (0.0, 0)]
+    assert [q["fa_per_hour"] for q in pts] == [1.0, 1.0, 0.0, 0.0]
+    assert pts[1]["miss_rate"] == 0.5
+    assert metrics.recall_at_fa(pts, 0.5) == {"recall": 0.5, "threshold": 0.8, "fa_per_hour": 0.0}
+    assert metrics.recall_at_fa(pts, 1.0) == {"recall": 1.0, "threshold": 0.2, "fa_per_hour": 1.0}
+    assert metrics.recall_at_fa([], 1.0)["recall"] is None
+
+
+def test_det_sweep_uses_the_runtime_detector():
+    """Smoothing and refractory period come from the detector settings, as in the runtime."""
+    t, p, spans = _trace()
+    smooth = DetectorConfig(smoothing_frames=5, patience_frames=1, refractory_s=0.0)
+    # Averaged over 5 frames the 0.6 bump (2 frames) stays below 0.5: no false alarm; the keyword
+    # fires once the average of its 0.9 frames crosses 0.5 (third frame, 1.12 s).
+    pt = metrics.det_points(t, p, spans, 3600.0, smooth, [0.5], tolerance_s=0.5)[0]
+    assert (pt["recall"], pt["false_alarms"]) == (0.5, 0)
+    assert metrics.detections(t, p, smooth, 0.5) == pytest.approx([1.12])
+    once = DetectorConfig(smoothing_frames=1, patience_frames=1, refractory_s=10.0)
+    assert metrics.detections(t, p, once, 0.2) == pytest.approx([1.04])  # refractory hides the rest
+
+
+def test_frame_labels_and_f1():
+    times = np.array([0.9, 1.0, 1.1, 1.5, 1.6, 2.0])
+    labels = metrics.frame_labels(times, [1.0], label_s=0.5)
+    assert labels.tolist() == [0, 0, 1, 1, 0, 0]  # (end, end + label_s]
+    probs = np.array([0.0, 0.7, 0.8, 0.2, 0.0, 0.0])
+    r = metrics.frame_f1(labels, probs, threshold=0.5)
+    assert r["precision"] == 0.5 and r["recall"] == 0.5 and r["f1"] == 0.5 and r["frames"] == 6
+    assert metrics.frame_f1(np.zeros(3), np.zeros(3))["f1"] == 0.0
+
+
+def test_det_thresholds_span_the_range():
+    th = metrics.DET_THRESHOLDS
+    assert list(th) == sorted(th) and th[0] <= 0.05 and th[-1] > 1.0 and 0.5 in th
