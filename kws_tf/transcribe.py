@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--word-threshold", type=float, help="word score threshold (overrides the sidecar)")
     p.add_argument("--jobs", type=int, default=1, help="files decoded in parallel (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--plot", metavar="DIR", help="also write a PNG per file into DIR: waveform with keyword and word "
+                   "segments, keyword probability over time (needs matplotlib)")
     return p
 
 
@@ -131,15 +133,28 @@ def _init_worker(kwargs: dict) -> None:
     _worker = Transcriber.from_dir(**kwargs)
 
 
-def _work(item: tuple[str, str | None]) -> dict:
-    return _one(_worker, item)
+def _work(job: tuple[tuple[str, str | None], str | None]) -> dict:
+    return _one(_worker, job[0], png=job[1])
 
 
-def _one(tr: Transcriber, item: tuple[str, str | None], on_seconds: Callable[[float], None] | None = None) -> dict:
+def _one(tr: Transcriber, item: tuple[str, str | None], on_seconds: Callable[[float], None] | None = None,
+         png: str | None = None) -> dict:
     name, error = item
     if error:
         return {"file": name, "duration_s": 0.0, "keywords": [], "words": [], "text": "", "error": error}
-    return transcribe_file(tr, name, on_seconds)
+    if png is None:
+        return transcribe_file(tr, name, on_seconds)
+    times, probs = [], []
+    tr.on_kws_scores = lambda t, p: (times.append(t), probs.append(p))
+    try:
+        record = transcribe_file(tr, name, on_seconds)
+    finally:
+        tr.on_kws_scores = None
+    if not record["error"]:
+        from kws_tf.evaluate.plots import file_png
+
+        file_png(name, record, times, probs, tr.detector_cfg.threshold, png)
+    return record
 
 
 def format_records(records: list[dict], fmt: str) -> str:
@@ -164,6 +179,18 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _plot_paths(plot_dir: str, items: list[tuple[str, str | None]]) -> dict[str, str]:
+    """``--plot``: check matplotlib and the folder before any work; a PNG path per readable input."""
+    from kws_tf.evaluate.plots import PlotError, pyplot, plot_names
+
+    try:
+        pyplot()
+        os.makedirs(plot_dir, exist_ok=True)
+    except (PlotError, OSError) as exc:
+        raise _UsageError(f"--plot {plot_dir}: {exc}") from None
+    return plot_names([name for name, error in items if not error], plot_dir)
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise _UsageError("--jobs must be at least 1")
@@ -176,6 +203,7 @@ def _run(args: argparse.Namespace) -> int:
     kwargs = transcriber_kwargs(args, "single_word" if args.single_word else "no_gate" if args.no_gate else "gated")
     tr = Transcriber.from_dir(**kwargs)
     items = expand_inputs(args.inputs)
+    pngs = _plot_paths(args.plot, items) if args.plot else {}
     from tqdm import tqdm
 
     durations = [audio_duration_s(n) or 0.0 for n, e in items if not e] if len(items) == 1 else []
@@ -186,11 +214,11 @@ def _run(args: argparse.Namespace) -> int:
     records = []
     if args.jobs == 1 or len(items) == 1:
         for item in items:
-            records.append(_one(tr, item, bar.update if by_seconds else None))
+            records.append(_one(tr, item, bar.update if by_seconds else None, pngs.get(item[0])))
             bar.update(0 if by_seconds else 1)
     else:
         with ProcessPoolExecutor(max_workers=args.jobs, initializer=_init_worker, initargs=(kwargs,)) as pool:
-            for record in pool.map(_work, items):
+            for record in pool.map(_work, [(item, pngs.get(item[0])) for item in items]):
                 records.append(record)
                 bar.update(1)
     bar.close()

@@ -93,3 +93,32 @@ def test_missing_peer_is_one_line(capsys, monkeypatch, tiny_models_dir, tiny_dat
     monkeypatch.setitem(sys.modules, "pocketsphinx", None)
     _fails(capsys, ["--models", tiny_models_dir, "--data-dir", tiny_data_dir, "--report", str(tmp_path), "--compare", "pocketsphinx"],
            "pip install pocketsphinx")
+
+
+def test_transcribe_plot_writes_a_png_per_file(tiny_models_dir, tiny_data_dir, tmp_path, capsys):
+    from kws_tf.transcribe import main as transcribe
+
+    files = [os.path.join(tiny_data_dir, "stop", n) for n in sorted(os.listdir(os.path.join(tiny_data_dir, "stop")))[:2]]
+    twin = tmp_path / "other"
+    twin.mkdir()
+    same_name = str(twin / os.path.basename(files[0]))
+    with open(files[0], "rb") as src, open(same_name, "wb") as dst:
+        dst.write(src.read())
+    plot_dir = tmp_path / "plots"
+    assert transcribe(["--models", tiny_models_dir, "--plot", str(plot_dir), "--quiet", *files, same_name]) == 0
+    names = sorted(os.listdir(plot_dir))
+    stem = os.path.splitext(os.path.basename(files[0]))[0]
+    assert len(names) == 3 and f"{stem}.png" in names and f"{stem}-2.png" in names
+    for name in names:
+        with open(plot_dir / name, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_transcribe_plot_without_matplotlib_is_one_line(tiny_models_dir, tiny_data_dir, tmp_path, monkeypatch, capsys):
+    from kws_tf.transcribe import main as transcribe
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    clip = os.path.join(tiny_data_dir, "stop", sorted(os.listdir(os.path.join(tiny_data_dir, "stop")))[0])
+    assert transcribe(["--models", tiny_models_dir, "--plot", str(tmp_path), clip]) == 1
+    err = capsys.readouterr().err
+    assert "matplotlib" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     precisions = list(dict.fromkeys(args.precision))
     for p in precisions:  # fail on a missing or broken model now, not after minutes of work
         Transcriber.from_dir(models, p)
-    plots._pyplot()
+    plots.pyplot()
     import jiwer  # noqa: F401  (an eval dependency: fail early with the install hint below)
 
     if args.compare:

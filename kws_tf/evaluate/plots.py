@@ -4,6 +4,7 @@ Agg backend, imported on first use; install with ``pip install kws_tf[eval]``)."
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ class PlotError(Exception):
     """matplotlib is missing; ``str()`` is a one-line message."""
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
 
@@ -30,13 +31,13 @@ def _pyplot():
 
 def _save(fig, path: str) -> str:
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def confusion_png(confusion: dict, path: str, title: str) -> str:
     """Row-normalized confusion matrix (``{"labels", "matrix"}`` from ``metrics.word_accuracy``)."""
-    plt = _pyplot()
+    plt = pyplot()
     labels, m = confusion["labels"], np.asarray(confusion["matrix"], float)
     rows = np.maximum(m.sum(axis=1, keepdims=True), 1)
     size = max(5.0, 0.32 * len(labels) + 2)
@@ -55,7 +56,7 @@ def confusion_png(confusion: dict, path: str, title: str) -> str:
 
 def per_word_png(per_word: dict[str, dict], path: str) -> str:
     """Accuracy per word, one bar group per system (``{system: {word: {"accuracy", "n"}}}``)."""
-    plt = _pyplot()
+    plt = pyplot()
     words = sorted({w for d in per_word.values() for w in d})
     fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(words) * len(per_word)), 3.5))
     width = 0.8 / max(len(per_word), 1)
@@ -72,7 +73,7 @@ def per_word_png(per_word: dict[str, dict], path: str) -> str:
 
 def snr_png(by_snr: dict[str, dict], path: str) -> str:
     """Accuracy against SNR (``{system: {"clean"|"20"|...: {"accuracy"}}}``)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name, d in by_snr.items():
         keys = [k for k in d if k != "clean"]
@@ -91,7 +92,7 @@ def snr_png(by_snr: dict[str, dict], path: str) -> str:
 def det_png(curves: dict[str, list[dict]], path: str, marks: dict[str, float] | None = None) -> str:
     """DET curve: miss rate against false alarms per hour, one line per system; the sidecar's
     threshold is marked on each (``marks``: system -> threshold)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     floor = 0.05  # zero false alarms drawn at this FA/h on the log axis
     for name, pts in curves.items():
@@ -125,7 +126,7 @@ def transcript_png(audio: np.ndarray, sample_rate_hz: int, path: str, *, times_s
         words: recognized ``(word, start_s, end_s)``.
         truth: optional spoken ``(word, start_s, end_s)`` (evaluation audio), drawn under the waveform.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 4.8), sharex=True, gridspec_kw={"height_ratios": [1.4, 1]})
     t = np.arange(len(audio)) / sample_rate_hz
     step = max(1, len(audio) // 20000)
@@ -151,3 +152,40 @@ def transcript_png(audio: np.ndarray, sample_rate_hz: int, path: str, *, times_s
     ax2.legend(loc="upper right", fontsize=8)
     ax2.set_xlim(0, len(audio) / sample_rate_hz)
     return _save(fig, path)
+
+
+def plot_names(paths: Sequence[str], plot_dir: str) -> dict[str, str]:
+    """A PNG path in ``plot_dir`` per input file: its name without extension, made unique with a
+    number when two inputs share a name."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0] or "audio"
+        name, n = stem, 1
+        while name in used:
+            n += 1
+            name = f"{stem}-{n}"
+        used.add(name)
+        out[path] = os.path.join(plot_dir, f"{name}.png")
+    return out
+
+
+def file_png(path: str, record: dict, times_s: Sequence[np.ndarray], probs: Sequence[np.ndarray], threshold: float,
+             png: str, keyword: str = "") -> str | None:
+    """The transcript plot of one transcribed file (a ``kws_tf.transcribe`` jsonl record and the
+    keyword score trace collected while transcribing it). Returns the PNG path, or None (logged) when
+    the file could not be plotted."""
+    from kws_tf.audio_io import AudioError, read_audio
+
+    try:
+        audio = read_audio(path)
+        t = np.concatenate(times_s) if len(times_s) else np.zeros(0)
+        p = np.concatenate(probs) if len(probs) else np.zeros(0)
+        keep = t <= record["duration_s"] + 1e-6
+        words = [(w["word"], w["start_s"], w["end_s"]) for w in record["words"]]
+        title = f"{os.path.basename(path)}: \"{record['text']}\""
+        return transcript_png(audio, 16000, png, times_s=t[keep], probs=p[keep], threshold=threshold,
+                              detections=[k["time_s"] for k in record["keywords"]], words=words, keyword=keyword, title=title)
+    except (AudioError, OSError, ValueError) as exc:
+        log.warning("%s: no plot (%s)", path, exc)
+        return None
