@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=None, help="export folder with kws/ and words/ (default: saved_models/)")
     p.add_argument("--data-dir", required=True, help="Speech Commands folder (official layout)")
     p.add_argument("--split", choices=SPLITS, default="test", help="which split's clips to use (default: test)")
-    p.add_argument("--report", default="eval_report", metavar="DIR", help="output folder (default: eval_report/)")
+    p.add_argument("--report", default=os.path.join("reports", "evaluation"), metavar="DIR", help="output folder (default: reports/evaluation/)")
     p.add_argument("--minutes", type=float, default=30.0, help="length of the keyword streams (default: 30)")
     p.add_argument("--seed", type=int, default=0, help="seed of all synthesized audio (default: 0)")
     p.add_argument("--precision", nargs="+", choices=("float32", "int8"), default=["float32", "int8"])
@@ -90,7 +90,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     for p in precisions:  # fail on a missing or broken model now, not after minutes of work
         Transcriber.from_dir(models, p)
     plots.pyplot()
-    import jiwer  # noqa: F401  (an eval dependency: fail early with the install hint below)
+    try:
+        import jiwer  # noqa: F401  (needed only at the end: fail before minutes of work)
+    except ImportError:
+        raise _UsageError("the word error rate needs jiwer: pip install jiwer (or pip install kws_tf[eval])") from None
 
     if args.compare:
         PocketSphinx(labels, keyword)
@@ -154,9 +157,6 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, argv)
     except (_UsageError, ModelDirError, ModelLoadError, DataError, PeerError, plots.PlotError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except ImportError as exc:
-        print(f"{PROG}: error: {exc.name or exc} is missing; install the evaluation extras: pip install kws_tf[eval]", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

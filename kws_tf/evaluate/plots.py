@@ -58,7 +58,7 @@ def per_word_png(per_word: dict[str, dict], path: str) -> str:
     """Accuracy per word, one bar group per system (``{system: {word: {"accuracy", "n"}}}``)."""
     plt = pyplot()
     words = sorted({w for d in per_word.values() for w in d})
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(words) * len(per_word)), 3.5))
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.15 * len(words) * len(per_word) + 2)), 3.5))
     width = 0.8 / max(len(per_word), 1)
     for k, (name, d) in enumerate(per_word.items()):
         acc = [d[w]["accuracy"] if w in d else np.nan for w in words]

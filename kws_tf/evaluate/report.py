@@ -160,7 +160,8 @@ def _html(results: dict, images: list[tuple[str, str]], audio_items: list[str]) 
 {html.escape(results['created_utc'])}. Command: <code>{html.escape(results['command'])}</code></p>
 <p>Keyword streams: {s['minutes']:g} min of the split's clips over background noise at {s['snr_db'][0]:g}–{s['snr_db'][1]:g} dB SNR,
 {results['precisions'][next(iter(results['precisions']))]['keyword']['keywords']} keywords; a detection counts as a hit from the keyword's
-start to {s['tolerance_s']:g} s after its end. Frame F1 on {s['f1_clips']} training-like 10 s clips. Sentences:
+start to {s['tolerance_s']:g} s after its end, any other detection is a false alarm (one false alarm in {s['minutes']:g} min is
+{60 / s['minutes']:.3g} per hour: streams shorter than 2 h cannot tell 0.5 from 1 false alarm per hour). Frame F1 on {s['f1_clips']} training-like 10 s clips. Sentences:
 {s['sentences_with_keyword']} with the keyword and {s['sentences_without_keyword']} without.</p>
 {peer_note}
 <h2>Summary</h2><table>{table}</table>
