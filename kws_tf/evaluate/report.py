@@ -138,7 +138,7 @@ def _misrecognized(results: dict, bank: WordBank, n: int) -> list[str]:
 CSS = ("body{font-family:sans-serif;max-width:1150px;margin:2em auto;color:#222} table{border-collapse:collapse}"
        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right} td:first-child,th:first-child{text-align:left}"
        "img{max-width:100%;border:1px solid #eee} li{margin:.4em 0} audio{vertical-align:middle;height:28px}"
-       "code{background:#f4f4f4;padding:1px 4px}")
+       "code{background:#f4f4f4;padding:1px 4px} table.text td{text-align:left}")
 
 
 def _html(results: dict, images: list[tuple[str, str]], audio_items: list[str]) -> str:
@@ -169,6 +169,6 @@ start to {s['tolerance_s']:g} s after its end, any other detection is a false al
 <h2>Plots</h2>{figures}
 <h2>Misrecognized clips ({html.escape(next(iter(results['precisions'])))}, most confident first)</h2><ul>{''.join(audio_items) or '<li>none</li>'}</ul>
 <h2>Sentence examples ({html.escape(next(iter(results['precisions'])))})</h2>
-<table><tr><th>keyword</th><th>reference (after the keyword)</th><th>gated transcript</th></tr>{examples}</table>
+<table class="text"><tr><th>keyword</th><th>reference (after the keyword)</th><th>gated transcript</th></tr>{examples}</table>
 </body></html>
 """
