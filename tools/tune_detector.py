@@ -1,0 +1,83 @@
+"""Pick the keyword gate's settings on the VALIDATION split: run the keyword model once over a long
+seeded stream (as ``kws_tf.evaluate`` builds it), replay the score trace through the runtime's
+detector for a grid of smoothing / patience / threshold, print recall at a false-alarm budget, and
+optionally write the best setting into the kws sidecar.
+
+    python tools/tune_detector.py --models saved_models --data-dir ../shared/speech_commands_subset \
+        [--split validation] [--minutes 60] [--fa-per-hour 1] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import sys
+
+import numpy as np
+
+from kws_tf.config import DetectorConfig, from_dict, to_dict
+from kws_tf.dataset import index_speech_commands, load_clips, load_noise
+from kws_tf.evaluate import metrics
+from kws_tf.evaluate.streams import WordBank, keyword_stream
+from kws_tf.runtime import Transcriber
+from kws_tf.sidecar import load_sidecar, save_sidecar
+
+THRESHOLDS = np.round(np.concatenate([np.arange(0.3, 0.95, 0.05), np.arange(0.95, 0.999, 0.005)]), 4)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", default="saved_models")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--split", default="validation")
+    p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--fa-per-hour", type=float, default=1.0, help="false-alarm budget to maximize recall under")
+    p.add_argument("--precision", default="float32")
+    p.add_argument("--write", action="store_true", help="store the best setting in MODELS/kws/model.json")
+    args = p.parse_args(argv)
+
+    sidecar = load_sidecar(args.models, "kws")
+    keyword = sidecar["keyword"]
+    index = index_speech_commands(args.data_dir)
+    loaded = load_clips(index.select(args.split), 16000, progress=False)
+    noise, _ = load_noise(index.noise_files)
+    bank = WordBank.build(loaded.audio, [c.word for c in loaded.clips], noise)
+
+    tr = Transcriber.from_dir(args.models, args.precision, detector_overrides={"threshold": 1.0001})
+    times, probs, spans, duration = [], [], [], 0.0
+    tr.on_kws_scores = lambda t, pr: (times.append(np.asarray(t, float)), probs.append(np.asarray(pr, np.float32)))
+    for start_s, seg in keyword_stream(bank, keyword, args.minutes, args.seed):
+        tr.feed(seg.audio)
+        spans.append(seg.keyword_spans + start_s)
+        duration = start_s + len(seg.audio) / 16000.0
+    t, pr, spans_arr = np.concatenate(times), np.concatenate(probs), np.concatenate(spans)
+    keep = t <= duration
+    t, pr = t[keep], pr[keep]
+
+    base = from_dict(DetectorConfig, sidecar.get("thresholds", {}).get("detector", {}))
+    best = None
+    print(f"{args.split} split: {len(spans_arr)} keywords in {duration / 60:.0f} min; recall at <= {args.fa_per_hour:g} FA/h")
+    for smoothing, patience in itertools.product((1, 3, 5), (1, 2, 4)):
+        cfg = dataclasses.replace(base, smoothing_frames=smoothing, patience_frames=patience)
+        point = metrics.recall_at_fa(metrics.det_points(t, pr, spans_arr, duration, cfg, THRESHOLDS), args.fa_per_hour)
+        print(f"  smoothing {smoothing}  patience {patience}: recall {point['recall']}  threshold {point['threshold']}")
+        if point["recall"] is not None and (best is None or point["recall"] > best[0]):
+            best = (point["recall"], dataclasses.replace(cfg, threshold=float(point["threshold"])))
+    if best is None:
+        print("no setting meets the false-alarm budget", file=sys.stderr)
+        return 1
+    print(f"best: {to_dict(best[1])} (recall {best[0]:.3f})")
+    if args.write:
+        sidecar.setdefault("thresholds", {})["detector"] = to_dict(best[1])
+        sidecar["thresholds"]["detector_tuning"] = {"split": args.split, "minutes": args.minutes, "seed": args.seed,
+                                                    "fa_per_hour_budget": args.fa_per_hour, "recall": best[0]}
+        body = {k: v for k, v in sidecar.items() if k not in ("format", "task")}
+        save_sidecar(args.models, "kws", body)
+        print(f"wrote the detector settings into {args.models}/kws/model.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
