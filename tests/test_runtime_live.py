@@ -151,3 +151,21 @@ def test_live_cli_with_exported_models(virtual_mic, tiny_models_dir, tmp_path):
     result = _listen_then_play(cmd, wav, virtual_mic)
     assert result.returncode == 0, result.stderr
     assert "5.0 s of audio" in result.stderr and "0 input overflow(s)" in result.stderr, result.stderr
+
+
+def test_live_transcribes_the_demo_with_the_shipped_models(virtual_mic, tmp_path):
+    """The issue's end-to-end check: the demo recording ("stop go left yes"), played into the virtual
+    microphone, transcribed by `python -m kws_tf.live` with the models in saved_models/."""
+    shipped = os.path.join(REPO, "saved_models")
+    demo = os.path.join(REPO, "demo", "stop_go_left_yes.flac")
+    if not os.path.exists(os.path.join(shipped, "kws", "model.json")):
+        pytest.skip("no shipped models in saved_models/")
+    wav = str(tmp_path / "demo.wav")
+    audio, rate = sf.read(demo, dtype="float32")
+    sf.write(wav, audio, rate, subtype="PCM_16")
+    cmd = [sys.executable, "-m", "kws_tf.live", "--models", shipped, "--device", "default", "--duration", "9"]
+    result = _listen_then_play(cmd, wav, virtual_mic)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert sum("keyword" in line for line in lines) == 1, result.stdout
+    assert any(line.endswith("go left yes") for line in lines), result.stdout
