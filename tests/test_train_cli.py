@@ -99,3 +99,33 @@ def test_run_folder_holds_config_logs_and_plots(tiny_models_dir, tmp_path_factor
         assert not (folder / "backup").exists()  # removed after a completed run
         assert json.loads((folder / "config.json").read_text())["preset"]["name"] == "tiny"
     assert (runs[0] / "kws" / "keyword_trace.png").exists() and (runs[0] / "words" / "confusion.png").exists()
+
+
+def test_killed_run_resumes_where_it_stopped(tmp_path):
+    """kill -9 a training run after two epochs; the same command continues from the last epoch."""
+    pytest.importorskip("tensorflow")
+    import signal
+    import time
+
+    tree = write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1)
+    args = ["--data-dir", tree, "--preset", "tiny", "--task", "words", "--words", *TINY_WORDS, "--out", str(tmp_path / "out"),
+            "--run-dir", str(tmp_path / "run"), "--quiet", "--set", "words.patience=1000"]
+    log_csv = tmp_path / "run" / "words" / "log.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "kws_tf.train", *args, "--epochs", "500"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and (not log_csv.exists() or len(log_csv.read_text().splitlines()) < 3):
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = len(log_csv.read_text().splitlines()) - 1
+    assert 2 <= done < 500 and (tmp_path / "run" / "words" / "backup").exists()
+    finished = run_cli(*args, "--epochs", str(done + 2))
+    assert finished.returncode == 0, finished.stderr
+    epochs = [int(line.split(",")[0]) for line in log_csv.read_text().splitlines()[1:]]
+    # Continued from the last backup (the kill may land between the backup and the CSV line, so an
+    # epoch can repeat), not restarted from epoch 0.
+    assert epochs[-1] == done + 1 and len(epochs) - done <= 3 and epochs[done] >= done - 1, epochs
+    assert not (tmp_path / "run" / "words" / "backup").exists()

@@ -47,8 +47,10 @@ def fit(
     os.makedirs(run_dir, exist_ok=True)
     best = os.path.join(run_dir, "best.weights.h5")
     timer = EpochTimer()
+    # double_checkpoint keeps the previous backup, so a kill while the new one is written (a
+    # half-written HDF5 file) resumes from the epoch before instead of failing.
     callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"), double_checkpoint=True),
         keras.callbacks.ModelCheckpoint(best, monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False, profile_batch=0),
@@ -59,7 +61,10 @@ def fit(
         train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=validation_data, callbacks=callbacks, verbose=verbose
     )
     if os.path.exists(best):
-        model.load_weights(best)
+        try:
+            model.load_weights(best)
+        except OSError as exc:  # killed while ModelCheckpoint was writing it
+            log.warning("%s is damaged (%s); exporting the last weights", best, exc)
     else:
         log.warning("no checkpoint was written in %s; exporting the last weights", run_dir)
     return history, timer
