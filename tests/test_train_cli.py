@@ -129,3 +129,19 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     # epoch can repeat), not restarted from epoch 0.
     assert epochs[-1] == done + 1 and len(epochs) - done <= 3 and epochs[done] >= done - 1, epochs
     assert not (tmp_path / "run" / "words" / "backup").exists()
+
+
+def test_a_word_the_data_lacks_trains_from_synthetic_clips(tmp_path):
+    """--words with a word that only --synthetic-dir has (e.g. made by kws_tf.train.synth): it trains,
+    and the synthetic clips only ever serve training."""
+    pytest.importorskip("tensorflow")
+    tree = write_tree(str(tmp_path / "tree"), words=("stop", "yes", "no"), speakers=3, per_speaker=1)
+    synth = write_tree(str(tmp_path / "synth"), words=("left",), speakers=4, per_speaker=1, lists=False, seed=5)
+    out = tmp_path / "out"
+    proc = run_cli("--data-dir", tree, "--synthetic-dir", synth, "--preset", "tiny", "--task", "words", "--words", "yes", "no", "left",
+                   "--out", str(out), "--run-dir", str(tmp_path / "run"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    sidecar = load_sidecar(str(out), "words")
+    assert sidecar["labels"] == ["yes", "no", "left", "_silence_"]
+    assert sidecar["data"]["synthetic_clips"] == 4
+    assert "left" not in sidecar["metrics"]["test"]["per_word"]  # no real test clips of it
