@@ -80,6 +80,9 @@ class KwsConfig:
     word_spread_db: float = 4.0
     snr_db: tuple[float, float] = (0.0, 25.0)
     speed: tuple[float, float] = (0.88, 1.12)
+    # Hard negatives: this share of the other-word slots holds the first 40-70 % of a keyword ("sto"),
+    # labelled 0.
+    partial_keyword_prob: float = 0.0
 
     def clip_samples(self, features: FeatureConfig) -> int:
         return int(round(self.clip_s * features.sample_rate_hz))

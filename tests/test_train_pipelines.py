@@ -95,3 +95,19 @@ def test_time_shift_and_speed_keep_length():
     assert fast.shape == x.shape
     active = np.flatnonzero(np.abs(fast.numpy()) > 1e-3)
     assert 0.17 < (active[-1] - active[0]) / 16000 < 0.19  # 0.2 s burst played 1.1x faster
+
+
+def test_partial_keywords_are_unlabelled_negatives():
+    """With every other-word slot a cut keyword, loud runs outnumber labelled keywords: the partial
+    ones ("sto") carry no label."""
+    kcfg = KwsConfig(clip_s=10.0, noise_prob=0.0, partial_keyword_prob=1.0)
+    kw = burst_clips(3, 0.35, 0.75)
+    ds = kws_dataset(kw, np.full(3, 0.75, np.float32), np.zeros((2, 16000), np.int16), noise=NOISE, features=FEATS, kws=kcfg,
+                     batch_size=8, seed=4, keyword_start_s=np.full(3, 0.35, np.float32))
+    x, y = next(iter(ds))
+    runs = rises = 0
+    for feats, labels in zip(x.numpy(), y.numpy()[..., 0]):
+        loud = feats.max(axis=1) > -2.0
+        runs += int(np.sum(loud[1:] & ~loud[:-1]) + loud[0])
+        rises += int(np.sum(labels[1:] > labels[:-1]) + labels[0])
+    assert rises > 0 and runs > rises + 4

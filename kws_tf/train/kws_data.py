@@ -27,12 +27,14 @@ def kws_dataset(
     seed: int,
     repeat: bool = True,
     n_examples: int | None = None,
+    keyword_start_s: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Batches of ``((B, input_frames, n_mels) float32, (B, output_frames, 1) float32)``.
 
     Args:
         keyword_audio: ``(Nk, word_samples)`` int16 keyword clips.
         keyword_end_s: ``(Nk,)`` float32, where the spoken keyword ends inside each clip.
+        keyword_start_s: ``(Nk,)`` float32, where it starts (for partial-keyword negatives; default 0).
         other_audio: ``(No, word_samples)`` int16 clips of other words (negatives).
         repeat: endless (training) or ``n_examples`` elements (validation).
     """
@@ -42,6 +44,7 @@ def kws_dataset(
     slots = int(kws.clip_s // (word_n / sr + kws.min_gap_s))
     frame_time = tf.constant([kws.output_frame_time_s(t, features) for t in range(kws.output_frames(features))], tf.float32)
     kw_t, kw_end_t = tf.constant(keyword_audio), tf.constant(keyword_end_s, tf.float32)
+    kw_start_t = tf.zeros_like(kw_end_t) if keyword_start_s is None else tf.constant(keyword_start_s, tf.float32)
     if len(other_audio) == 0:
         other_audio = np.zeros((1, word_n), np.int16)
     other_t = tf.constant(other_audio)
@@ -72,8 +75,13 @@ def kws_dataset(
         is_other &= tf.cumsum(tf.cast(is_other, tf.int32)) <= kws.max_other_words
         kw_idx = tf.random.stateless_uniform((slots,), s[7], 0, tf.shape(kw_t)[0], dtype=tf.int32)
         other_idx = tf.random.stateless_uniform((slots,), s[8], 0, tf.shape(other_t)[0], dtype=tf.int32)
-        words = tf.where(is_kw[:, None], tf.gather(kw_t, kw_idx), tf.gather(other_t, other_idx))
+        partial = is_other & (tf.random.stateless_uniform((slots,), s[12]) < kws.partial_keyword_prob)
+        words = tf.where((is_kw | partial)[:, None], tf.gather(kw_t, kw_idx), tf.gather(other_t, other_idx))
         words = tf.cast(words, tf.float32) / 32768.0
+        start_kw, end_kw = tf.gather(kw_start_t, kw_idx), tf.gather(kw_end_t, kw_idx)
+        cut_s = start_kw + (end_kw - start_kw) * tf.random.stateless_uniform((slots,), s[13], 0.4, 0.7)
+        keep = tf.range(word_n, dtype=tf.float32)[None, :] < (cut_s * sr)[:, None]
+        words = tf.where(partial[:, None] & ~keep, 0.0, words)
         speed = tf.random.stateless_uniform((slots,), s[11], *kws.speed)
         words = speed_perturb(words, speed)
         word_db = speech_db + tf.random.stateless_uniform((slots,), s[9], -kws.word_spread_db, kws.word_spread_db)

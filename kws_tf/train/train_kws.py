@@ -68,13 +68,13 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
             kw = clips("train", True)  # no held-out keyword clips: fall back to training clips (noted in summary)
         if len(other.clips) == 0:
             other = clips("train", False)
-        ends = np.array([speech_extent(a, feats.sample_rate_hz)[1] for a in kw.audio], np.float32)
-        data[split] = (kw, ends, other)
+        extents = np.array([speech_extent(a, feats.sample_rate_hz) for a in kw.audio], np.float32).reshape(-1, 2)
+        data[split] = (kw, extents, other)
 
     def dataset(split: str, split_seed: int, repeat: bool, n_examples: int | None = None):
-        kw, ends, other = data[split]
-        return kws_dataset(kw.audio, ends, other.audio, noise=noise, features=feats, kws=kcfg, batch_size=tcfg.batch_size,
-                           seed=split_seed, repeat=repeat, n_examples=n_examples)
+        kw, extents, other = data[split]
+        return kws_dataset(kw.audio, extents[:, 1], other.audio, noise=noise, features=feats, kws=kcfg, batch_size=tcfg.batch_size,
+                           seed=split_seed, repeat=repeat, n_examples=n_examples, keyword_start_s=extents[:, 0])
 
     train_ds = dataset("train", seed, True)
     it = iter(train_ds)
