@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from kws_tf.config import DetectorConfig, to_dict
-from kws_tf.dataset import DatasetIndex, load_clips, load_noise, speech_extent
+from kws_tf.dataset import DataError, DatasetIndex, load_clips, load_noise, speech_extent
 from kws_tf.train.augment import NoiseBank
 from kws_tf.train.export import export_model
 from kws_tf.train.fitting import fit
@@ -62,8 +62,6 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
         kw, other = clips(split, True), clips(split, False)
         if len(kw.clips) == 0:
             if split == "train":
-                from kws_tf.dataset import DataError
-
                 raise DataError(f"{index.root}: no training clips of the keyword '{keyword}'; choose a --keyword with a WORD/ folder or synthesize it")
             kw = clips("train", True)  # no held-out keyword clips: fall back to training clips (noted in summary)
         if len(other.clips) == 0:
