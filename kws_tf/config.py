@@ -132,6 +132,10 @@ class DetectorConfig:
     smoothing_frames: int = 3  # moving average over output frames before thresholding
     refractory_s: float = 2.0  # no second detection this soon after one
     patience_frames: int = 1  # smoothed probability must stay above threshold this many frames
+    # Second opinion: a detection stands only if the word model gives the keyword at least this
+    # probability in a 1 s window whose audio ends within verify_window_s before it (0: off).
+    verify_threshold: float = 0.0
+    verify_window_s: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,19 @@ from kws_tf.config import DecoderConfig, DetectorConfig
 
 @dataclass(frozen=True)
 class KeywordEvent:
-    """The keyword fired; ``time_s`` is the end of the audio the firing frame saw."""
+    """The keyword fired; ``time_s`` is the end of the audio the firing frame saw. ``verify_score``
+    is the word model's keyword probability when the detection was verified (else None)."""
 
     time_s: float
     score: float
+    verify_score: float | None = None
     kind: str = field(default="keyword", init=False)
 
     def to_dict(self) -> dict:
-        return {"time_s": round(self.time_s, 3), "score": round(self.score, 4)}
+        out = {"time_s": round(self.time_s, 3), "score": round(self.score, 4)}
+        if self.verify_score is not None:
+            out["verify_score"] = round(self.verify_score, 4)
+        return out
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,38 @@ class KeywordDetector:
                 self._armed = False
                 self._last_fire_s = t
         return events
+
+
+def verify_windows(window_end_s: np.ndarray, fire_s: float, cfg: DetectorConfig) -> np.ndarray:
+    """Which 1 s word windows (by the end time of their audio) verify a detection at ``fire_s``:
+    those ending in ``[fire_s - verify_window_s, fire_s]``, where the keyword just spoken lies."""
+    t = np.asarray(window_end_s, float)
+    return (t >= fire_s - cfg.verify_window_s - 1e-6) & (t <= fire_s + 1e-6)
+
+
+def verify_score(window_end_s: np.ndarray, keyword_probs: np.ndarray, fire_s: float, cfg: DetectorConfig) -> float:
+    """The best keyword probability among the windows that verify a detection at ``fire_s`` (0 if none)."""
+    sel = verify_windows(window_end_s, fire_s, cfg)
+    return float(np.max(np.asarray(keyword_probs)[sel])) if sel.any() else 0.0
+
+
+def verify_detections(events: list[KeywordEvent], window_end_s: np.ndarray, keyword_probs: np.ndarray,
+                      cfg: DetectorConfig) -> list[KeywordEvent]:
+    """The detections the word model confirms (all of them when ``cfg.verify_threshold`` is 0).
+
+    Args:
+        events: detections of ``KeywordDetector``.
+        window_end_s, keyword_probs: ``(n,)`` end time of each word window's audio and the word
+            model's keyword probability there (a trace; the runtime passes just the windows it ran).
+    """
+    if cfg.verify_threshold <= 0:
+        return list(events)
+    kept = []
+    for e in events:
+        score = verify_score(window_end_s, keyword_probs, e.time_s, cfg)
+        if score >= cfg.verify_threshold:
+            kept.append(dataclasses.replace(e, verify_score=score))
+    return kept
 
 
 @dataclass

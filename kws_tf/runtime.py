@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -14,7 +15,8 @@ import numpy as np
 
 from kws_tf.config import DecoderConfig, DetectorConfig, FeatureConfig, from_dict
 from kws_tf.dataset import fit_length
-from kws_tf.decisions import Event, KeywordDetector, KeywordEvent, UtteranceEnd, WordDecoder, WordEvent, clamp_event, is_word_label
+from kws_tf.decisions import (Event, KeywordDetector, KeywordEvent, UtteranceEnd, WordDecoder, WordEvent, clamp_event, is_word_label,
+                               verify_detections, verify_windows)
 from kws_tf.features import log_mel
 from kws_tf.sidecar import ModelDirError, load_sidecar, model_file, sidecar_path
 from kws_tf.tflite_model import TFLiteModel
@@ -115,12 +117,14 @@ class Transcriber:
         labels: word classes in output order.
         detector, decoder: decision settings.
         mode: "gated" (words only after a keyword), "no_gate" (all words) or "single_word".
+        keyword: the keyword; when it is one of ``labels`` and ``detector.verify_threshold`` > 0,
+            the word model must confirm each keyword detection.
     """
 
     def __init__(self, features: FeatureConfig, kws_runner: Runner, kws_frames: int, kernel_frames: int,
                  stride_frames: int, word_runner: Runner, word_frames: int, labels: Sequence[str],
                  detector: DetectorConfig = DetectorConfig(), decoder: DecoderConfig = DecoderConfig(),
-                 mode: str = "gated") -> None:
+                 mode: str = "gated", keyword: str | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.features, self.mode = features, mode
@@ -135,6 +139,13 @@ class Transcriber:
         # Called with ``(times_s, probs)`` of each hop's new keyword frames, exactly what the detector
         # sees (evaluation sweeps thresholds over it; --plot draws it). None: no trace.
         self.on_kws_scores: Callable[[np.ndarray, np.ndarray], None] | None = None
+        self.keyword = keyword
+        self._keyword_index = self.labels.index(keyword) if keyword in self.labels else None
+        if detector.verify_threshold > 0 and self._keyword_index is None:
+            log.warning("the word model has no class %r: keyword detections are not verified", keyword)
+        # Called with ``(window_end_s, keyword_probs)`` of the word model on every word-hop window
+        # (evaluation replays verification over it), whether a gate is open or not. None: not run.
+        self.on_verify_scores: Callable[[np.ndarray, np.ndarray], None] | None = None
         self.reset()
 
     @classmethod
@@ -164,7 +175,7 @@ class Transcriber:
         word_model = TFLiteModel(model_file(models_dir, "words", words, precision), num_threads)
         return cls(features, kws_model.run, int(kws_in["frames"]), int(kws_out["kernel_frames"]),
                    int(kws_out["stride_frames"]), word_model.run, int(words_in["frames"]), labels,
-                   detector, decoder, mode)
+                   detector, decoder, mode, keyword=kws.get("keyword"))
 
     def reset(self) -> None:
         """Forget all audio; the next block starts at time 0."""
@@ -176,6 +187,8 @@ class Transcriber:
         self.decoder = WordDecoder(self.decoder_cfg, self.labels, gated=self.mode != "no_gate")
         self._next_kws_end = self.kws_hop_frames
         self._next_word_end = self._grid_end(0)
+        self._next_trace_end = self._grid_end(0)
+        self.trace_busy_s = 0.0  # seconds spent on on_verify_scores' extra word-model runs
         self.samples_seen = 0
 
     def _grid_end(self, first_frame: int) -> int:
@@ -201,6 +214,7 @@ class Transcriber:
     def _work(self) -> list[Event]:
         """Run every keyword hop and word window whose frames are all there, in time order."""
         events: list[Event] = []
+        self._trace_verify_scores()
         while True:
             avail = self._frames.end
             kws_due = self._next_kws_end <= avail
@@ -226,7 +240,7 @@ class Transcriber:
         if self.on_kws_scores is not None:
             self.on_kws_scores(times, probs[real])
         events: list[Event] = []
-        for kw in self.detector.update(times, probs[real]):
+        for kw in self._verified(self.detector.update(times, probs[real])):
             events.append(kw)
             if self.mode != "gated":
                 continue
@@ -236,6 +250,41 @@ class Transcriber:
             first = int(last_input[real][np.searchsorted(times, kw.time_s)]) + 1
             self._next_word_end = self._grid_end(first)
         return events
+
+    def _keyword_probs(self, ends: np.ndarray) -> np.ndarray:
+        """The word model's keyword probability on the 1 s windows ending at frames ``ends``."""
+        return np.array([float(np.asarray(self.word_runner(self._frames.window(int(e), self.word_frames))).reshape(-1)[self._keyword_index])
+                         for e in ends], np.float32)
+
+    def _verified(self, detections: list[KeywordEvent]) -> list[KeywordEvent]:
+        """The detections the word model confirms (see ``decisions.verify_detections``)."""
+        cfg = self.detector_cfg
+        if cfg.verify_threshold <= 0 or self._keyword_index is None or not detections:
+            return detections
+        f, h = self.features, self.word_hop_frames
+        kept = []
+        for kw in detections:
+            # Word windows on the hop grid (as the decoder and the trace use) near the detection.
+            last = int((kw.time_s * f.sample_rate_hz - f.window_samples) // f.hop_samples) + 1
+            first = last - int(math.ceil(cfg.verify_window_s * 1000.0 / f.hop_ms)) - h
+            ends = np.arange(first - first % h, last + h + 1, h)
+            ends = ends[(ends >= self._grid_end(0)) & (ends <= self._frames.end)]
+            times = np.array([self._frame_time_s(int(e) - 1) for e in ends])
+            sel = verify_windows(times, kw.time_s, cfg)
+            kept += verify_detections([kw], times[sel], self._keyword_probs(ends[sel]), cfg)
+        return kept
+
+    def _trace_verify_scores(self) -> None:
+        if self.on_verify_scores is None or self._keyword_index is None:
+            return
+        start, ends = time.perf_counter(), []
+        while self._next_trace_end <= self._frames.end:
+            ends.append(self._next_trace_end)
+            self._next_trace_end += self.word_hop_frames
+        if ends:
+            times = np.array([self._frame_time_s(e - 1) for e in ends])
+            self.on_verify_scores(times, self._keyword_probs(np.array(ends)))
+        self.trace_busy_s += time.perf_counter() - start
 
     def _run_words(self) -> list[Event]:
         end = self._next_word_end

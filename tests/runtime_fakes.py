@@ -60,10 +60,10 @@ def fake_words(cfg: FeatureConfig):
 
 
 def fake_transcriber(mode: str = "gated", detector: DetectorConfig = DetectorConfig(),
-                     decoder: DecoderConfig = DecoderConfig()) -> Transcriber:
+                     decoder: DecoderConfig = DecoderConfig(), keyword: str = "stop") -> Transcriber:
     cfg = FeatureConfig()
     return Transcriber(cfg, fake_kws(cfg), KWS_FRAMES, KERNEL, STRIDE, fake_words(cfg), WORD_FRAMES, LABELS,
-                       detector, decoder, mode)
+                       detector, decoder, mode, keyword=keyword)
 
 
 def synth(parts: list[tuple[str, float]], seed: int = 0, level: float = 0.3) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Pick the keyword gate's settings on the VALIDATION split: run the keyword model once over a long
-seeded stream (as ``kws_tf.evaluate`` builds it), replay the score trace through the runtime's
-detector for a grid of smoothing / patience / threshold, print recall at a false-alarm budget, and
-optionally write the best setting into the kws sidecar.
+seeded stream (as ``kws_tf.evaluate`` builds it), and the word model on every 1 s window of it,
+replay both traces through the runtime's detector and word-model verification for a grid of
+smoothing / patience / verification window and threshold / keyword threshold, print recall at a
+false-alarm budget, and optionally write the best setting into the kws sidecar.
 
     python tools/tune_detector.py --models saved_models --data-dir ../shared/speech_commands_subset \
         [--split validation] [--minutes 60] [--fa-per-hour 1] [--write]
@@ -18,12 +19,15 @@ import numpy as np
 
 from kws_tf.config import DetectorConfig, from_dict, to_dict
 from kws_tf.dataset import index_speech_commands, load_clips, load_noise
+from kws_tf.decisions import verify_score
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import WordBank, keyword_stream
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import load_sidecar, save_sidecar
 
-THRESHOLDS = np.round(np.concatenate([np.arange(0.3, 0.95, 0.05), np.arange(0.95, 0.999, 0.005)]), 4)
+THRESHOLDS = np.round(np.concatenate([np.arange(0.1, 0.95, 0.05), np.arange(0.95, 0.999, 0.005)]), 4)
+VERIFY_THRESHOLDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # 0: no verification
+VERIFY_WINDOWS_S = (0.3, 0.5, 0.8)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     tr = Transcriber.from_dir(args.models, args.precision, detector_overrides={"threshold": 1.0001})
     times, probs, spans, duration = [], [], [], 0.0
     tr.on_kws_scores = lambda t, pr: (times.append(np.asarray(t, float)), probs.append(np.asarray(pr, np.float32)))
+    verify_t, verify_p = [], []
+    tr.on_verify_scores = lambda t, pr: (verify_t.append(np.asarray(t, float)), verify_p.append(np.asarray(pr, np.float32)))
     for start_s, seg in keyword_stream(bank, keyword, args.minutes, args.seed):
         tr.feed(seg.audio)
         spans.append(seg.keyword_spans + start_s)
@@ -55,16 +61,33 @@ def main(argv: list[str] | None = None) -> int:
     t, pr, spans_arr = np.concatenate(times), np.concatenate(probs), np.concatenate(spans)
     keep = t <= duration
     t, pr = t[keep], pr[keep]
+    vt, vp = (np.concatenate(verify_t), np.concatenate(verify_p)) if verify_t else (np.zeros(0), np.zeros(0))
+    verify_choices = list(itertools.product(VERIFY_WINDOWS_S, VERIFY_THRESHOLDS)) if len(vt) else [(0.5, 0.0)]
+    if not len(vt):
+        print(f"the word model has no class {keyword!r}: tuning without verification", file=sys.stderr)
 
     base = from_dict(DetectorConfig, sidecar.get("thresholds", {}).get("detector", {}))
+    hours = duration / 3600.0
     best = None
     print(f"{args.split} split: {len(spans_arr)} keywords in {duration / 60:.0f} min; recall at <= {args.fa_per_hour:g} FA/h")
     for smoothing, patience in itertools.product((1, 3, 5), (1, 2, 4)):
-        cfg = dataclasses.replace(base, smoothing_frames=smoothing, patience_frames=patience)
-        point = metrics.recall_at_fa(metrics.det_points(t, pr, spans_arr, duration, cfg, THRESHOLDS), args.fa_per_hour)
-        print(f"  smoothing {smoothing}  patience {patience}: recall {point['recall']}  threshold {point['threshold']}")
-        if point["recall"] is not None and (best is None or point["recall"] > best[0]):
-            best = (point["recall"], dataclasses.replace(cfg, threshold=float(point["threshold"])))
+        cfg = dataclasses.replace(base, smoothing_frames=smoothing, patience_frames=patience, verify_threshold=0.0)
+        # Verification only removes detections, so run the detector once per threshold and filter.
+        fired = {float(th): metrics.detections(t, pr, cfg, th) for th in THRESHOLDS}
+        row = []
+        for window_s, verify_th in verify_choices:
+            vcfg = dataclasses.replace(cfg, verify_window_s=window_s, verify_threshold=verify_th)
+            scores = {d: verify_score(vt, vp, d, vcfg) for d in set().union(*fired.values())} if verify_th > 0 else {}
+            points = []
+            for th, dets in fired.items():
+                kept = [d for d in dets if verify_th <= 0 or scores[d] >= verify_th]
+                hit, fa = metrics.match_detections(kept, spans_arr)
+                points.append({"threshold": th, "recall": float(hit.mean()) if len(hit) else None, "fa_per_hour": fa / hours})
+            point = metrics.recall_at_fa(points, args.fa_per_hour)
+            row.append(f"{point['recall'] or 0:.3f}")
+            if point["recall"] is not None and (best is None or point["recall"] > best[0]):
+                best = (point["recall"], dataclasses.replace(vcfg, threshold=float(point["threshold"])))
+        print(f"  smoothing {smoothing}  patience {patience}: best recall {max(row)} (over {len(verify_choices)} verification settings)")
     if best is None:
         print("no setting meets the false-alarm budget", file=sys.stderr)
         return 1

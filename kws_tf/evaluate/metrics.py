@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from kws_tf.config import DetectorConfig
-from kws_tf.decisions import KeywordDetector
+from kws_tf.decisions import KeywordDetector, verify_detections
 
 # Detection thresholds swept for the DET curve: a coarse grid plus fine steps near 1, where a
 # confident model's scores crowd, and 1.0001, which never fires (the zero-false-alarm end).
@@ -110,17 +110,28 @@ def match_detections(detections_s: Sequence[float], keyword_spans: np.ndarray,
     return hit, false_alarms
 
 
-def detections(times_s: np.ndarray, probs: np.ndarray, detector: DetectorConfig, threshold: float) -> list[float]:
-    """Detection times of the runtime's keyword gate (``KeywordDetector``) at ``threshold`` over a
-    whole score trace: ``(n,)`` frame times and ``(n,)`` probabilities, as the runtime fed them."""
-    det = KeywordDetector(dataclasses.replace(detector, threshold=float(threshold)))
-    return [e.time_s for e in det.update(times_s, probs)]
+Trace = tuple[np.ndarray, np.ndarray]  # (n,) times (s) and (n,) scores, as the runtime produced them
+
+
+def detections(times_s: np.ndarray, probs: np.ndarray, detector: DetectorConfig, threshold: float,
+               verify: Trace | None = None) -> list[float]:
+    """Detection times of the runtime's keyword gate (``KeywordDetector``, then the word model's
+    verification when ``detector.verify_threshold`` > 0) at ``threshold`` over a whole score trace:
+    ``(n,)`` frame times and ``(n,)`` probabilities, as the runtime fed them. ``verify`` is the word
+    model's keyword-probability trace (``Transcriber.on_verify_scores``); without it detections are
+    not verified."""
+    cfg = dataclasses.replace(detector, threshold=float(threshold))
+    events = KeywordDetector(cfg).update(times_s, probs)
+    if verify is not None:
+        events = verify_detections(events, verify[0], verify[1], cfg)
+    return [e.time_s for e in events]
 
 
 def det_points(times_s: np.ndarray, probs: np.ndarray, keyword_spans: np.ndarray, duration_s: float,
                detector: DetectorConfig, thresholds: Sequence[float] = DET_THRESHOLDS,
-               tolerance_s: float = TOLERANCE_S) -> list[dict]:
-    """Miss rate against false alarms per hour over a threshold sweep (the DET curve).
+               tolerance_s: float = TOLERANCE_S, verify: Trace | None = None) -> list[dict]:
+    """Miss rate against false alarms per hour over a threshold sweep (the DET curve), the
+    verification setting (``verify``, see ``detections``) held fixed.
 
     Returns:
         One ``{"threshold", "recall", "miss_rate", "false_alarms", "fa_per_hour"}`` per threshold, in
@@ -129,7 +140,7 @@ def det_points(times_s: np.ndarray, probs: np.ndarray, keyword_spans: np.ndarray
     hours = max(duration_s, 1e-9) / 3600.0
     points = []
     for th in sorted(thresholds):
-        hit, fa = match_detections(detections(times_s, probs, detector, th), keyword_spans, tolerance_s)
+        hit, fa = match_detections(detections(times_s, probs, detector, th, verify), keyword_spans, tolerance_s)
         recall = float(hit.mean()) if len(hit) else None
         points.append({"threshold": float(th), "recall": recall, "miss_rate": None if recall is None else 1.0 - recall,
                        "false_alarms": int(fa), "fa_per_hour": fa / hours})

@@ -32,6 +32,7 @@ ROWS = [
     ("keyword", "recall at ≤ 1 false alarm/h", ("keyword", "recall_at_fa_per_hour", "1", "recall"), "pct", None),
     ("keyword", "recall at the sidecar threshold", ("keyword", "at_threshold", "recall"), "pct", None),
     ("keyword", "false alarms/h at the sidecar threshold", ("keyword", "at_threshold", "fa_per_hour"), "num", None),
+    ("keyword", "word-model verification threshold", ("keyword", "verify_threshold"), "num", None),
     ("keyword", "frame F1, 10 s clips", ("keyword", "frame", "f1"), "num", "≥ 0.90"),
     ("sentences", "word error rate, gated", ("sentences", "wer"), "pct", "≤ 10 %"),
     ("sentences", "gate recall", ("sentences", "gate_recall"), "pct", None),

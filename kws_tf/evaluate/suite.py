@@ -96,12 +96,17 @@ def _trace(tr: Transcriber) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 def evaluate_keyword(models_dir: str, precision: str, bank: WordBank, settings: Settings, position: int = 0) -> dict:
     """Keyword recall and false alarms on the long streams (a DET sweep over the runtime's score trace
-    replayed through ``KeywordDetector``), and frame F1 on training-like 10 s clips."""
+    replayed through ``KeywordDetector`` and, when the sidecar sets it, the word model's verification
+    over its keyword-probability trace), and frame F1 on training-like 10 s clips."""
     keyword, _ = vocabulary(models_dir)
     sidecar = load_sidecar(models_dir, "kws")
     detector = from_dict(DetectorConfig, sidecar.get("thresholds", {}).get("detector", {}))
     tr = Transcriber.from_dir(models_dir, precision, mode="gated", detector_overrides={"threshold": NEVER_FIRES})
     times, probs = _trace(tr)
+    verify_t: list[np.ndarray] = []
+    verify_p: list[np.ndarray] = []
+    if detector.verify_threshold > 0:
+        tr.on_verify_scores = lambda t, p: (verify_t.append(np.asarray(t, float)), verify_p.append(np.asarray(p, np.float32)))
     spans, duration, busy = [], 0.0, 0.0
     bar = _bar(round(settings.minutes * 60), f"{precision} keyword stream", settings, position, "s")
     for start_s, seg in keyword_stream(bank, keyword, settings.minutes, settings.seed):
@@ -118,12 +123,17 @@ def evaluate_keyword(models_dir: str, precision: str, bank: WordBank, settings: 
     keep = t <= duration
     t, p = t[keep], p[keep]
     spans_arr = np.concatenate(spans) if spans else np.zeros((0, 2))
-    points = metrics.det_points(t, p, spans_arr, duration, detector, tolerance_s=settings.tolerance_s)
-    at_default = metrics.det_points(t, p, spans_arr, duration, detector, [detector.threshold], settings.tolerance_s)[0]
+    verify = (np.concatenate(verify_t), np.concatenate(verify_p)) if verify_t else None
+    points = metrics.det_points(t, p, spans_arr, duration, detector, tolerance_s=settings.tolerance_s, verify=verify)
+    at_default = metrics.det_points(t, p, spans_arr, duration, detector, [detector.threshold], settings.tolerance_s, verify)[0]
+    # The verification trace runs the word model on every window, which the runtime does only
+    # around detections: it is not part of the stream's cost.
+    busy -= tr.trace_busy_s
     return {
         "stream_s": duration,
         "keywords": int(len(spans_arr)),
         "threshold": detector.threshold,
+        "verify_threshold": detector.verify_threshold if verify is not None else None,
         "at_threshold": at_default,
         "recall_at_fa_per_hour": {f"{fa:g}": metrics.recall_at_fa(points, fa) for fa in FA_PER_HOUR},
         "det": points,

@@ -12,6 +12,16 @@ import keras
 log = logging.getLogger(__name__)
 
 
+def adam(learning_rate: float, schedule: str, total_steps: int) -> keras.optimizers.Adam:
+    """Adam with a constant rate, or ``"cosine"``: decaying from ``learning_rate`` to 1 % of it over
+    ``total_steps`` (the schedule follows the optimizer's step count, so a resumed run continues it)."""
+    if schedule == "constant":
+        return keras.optimizers.Adam(learning_rate)
+    if schedule == "cosine":
+        return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps), alpha=0.01))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; use 'constant' or 'cosine'")
+
+
 class EpochTimer(keras.callbacks.Callback):
     """Seconds per epoch, kept for the run summary."""
 

@@ -13,6 +13,9 @@ from kws_tf.config import FeatureConfig, KwsConfig, WordConfig, from_dict, to_di
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "training")
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class KwsTrainConfig:
     conv_filters: int = 128
@@ -22,9 +25,14 @@ class KwsTrainConfig:
     steps_per_epoch: int = 100
     epochs: int = 20
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine" (decay to 1 % over all epochs)
     patience: int = 5
     val_examples: int = 256
     max_negatives: int = 20000  # cap on other-word clips held in memory
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
 
 
 @dataclass(frozen=True)
@@ -35,8 +43,13 @@ class WordTrainConfig:
     steps_per_epoch: int = 150
     epochs: int = 30
     learning_rate: float = 2e-3
+    lr_schedule: str = "constant"  # or "cosine" (decay to 1 % over all epochs)
     patience: int = 8
     synthetic_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
 
 
 @dataclass(frozen=True)

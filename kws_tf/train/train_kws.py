@@ -13,7 +13,7 @@ from kws_tf.config import DetectorConfig, to_dict
 from kws_tf.dataset import DataError, DatasetIndex, load_clips, load_noise, speech_extent
 from kws_tf.train.augment import NoiseBank
 from kws_tf.train.export import export_model
-from kws_tf.train.fitting import fit
+from kws_tf.train.fitting import adam, fit
 from kws_tf.train.kws_data import kws_dataset
 from kws_tf.train.models import build_kws_model
 from kws_tf.train.plots import plot_curves, plot_keyword_trace
@@ -88,7 +88,7 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
     model = build_kws_model(input_frames=kcfg.input_frames(feats), n_mels=feats.n_mels, conv_filters=tcfg.conv_filters,
                             conv_kernel_frames=kcfg.conv_kernel_frames, conv_stride_frames=kcfg.conv_stride_frames,
                             gru_units=tcfg.gru_units, dropout=tcfg.dropout, feature_mean=stats.mean(0), feature_variance=stats.var(0))
-    model.compile(optimizer=keras.optimizers.Adam(tcfg.learning_rate), loss="binary_crossentropy",
+    model.compile(optimizer=adam(tcfg.learning_rate, tcfg.lr_schedule, (epochs or tcfg.epochs) * tcfg.steps_per_epoch), loss="binary_crossentropy",
                   metrics=[keras.metrics.Precision(name="precision"), keras.metrics.Recall(name="recall")])
     history, timer = fit(model, train_ds, (x_val, y_val), run_dir=run_dir, epochs=epochs or tcfg.epochs,
                          steps_per_epoch=tcfg.steps_per_epoch, monitor="val_loss", mode="min", patience=tcfg.patience, verbose=verbose)

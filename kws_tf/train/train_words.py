@@ -13,7 +13,7 @@ from kws_tf.config import SILENCE_LABEL, DecoderConfig, to_dict
 from kws_tf.dataset import CORE_WORDS, DatasetIndex, LoadedClips, load_clips, load_noise
 from kws_tf.train.augment import NoiseBank
 from kws_tf.train.export import export_model
-from kws_tf.train.fitting import fit
+from kws_tf.train.fitting import adam, fit
 from kws_tf.train.models import build_word_model
 from kws_tf.train.plots import plot_confusion, plot_curves
 from kws_tf.train.presets import Preset
@@ -85,7 +85,7 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
 
     model = build_word_model(input_frames=sample_x.shape[1], n_mels=feats.n_mels, n_classes=len(labels), widths=tuple(tcfg.widths),
                              dropout=tcfg.dropout, feature_mean=stats.mean(0), feature_variance=stats.var(0))
-    model.compile(optimizer=keras.optimizers.Adam(tcfg.learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=adam(tcfg.learning_rate, tcfg.lr_schedule, (epochs or tcfg.epochs) * tcfg.steps_per_epoch), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     has_val = len(x_val) > 0
     history, timer = fit(model, train_ds, (x_val, y_val) if has_val else None, run_dir=run_dir, epochs=epochs or tcfg.epochs,
                          steps_per_epoch=tcfg.steps_per_epoch, monitor="val_accuracy" if has_val else "accuracy", mode="max",
