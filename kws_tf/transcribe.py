@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("float32", "int8"), default="float32", help="which TFLite model to run")
     p.add_argument("--threshold", type=float, help="keyword detection threshold (overrides the sidecar)")
     p.add_argument("--word-threshold", type=float, help="word score threshold (overrides the sidecar)")
+    p.add_argument("--verify-threshold", type=float, help="keyword probability the word model must confirm each "
+                   "keyword detection with; 0 turns verification off (overrides the sidecar)")
     p.add_argument("--jobs", type=int, default=1, help="files decoded in parallel (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--plot", metavar="DIR", help="also write a PNG per file into DIR: waveform with keyword and word "
@@ -67,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 def transcriber_kwargs(args: argparse.Namespace, mode: str) -> dict:
     """``Transcriber.from_dir`` arguments from the options both CLIs share."""
     return {"models_dir": args.models or default_models_dir(), "precision": args.precision, "mode": mode,
-            "detector_overrides": {} if args.threshold is None else {"threshold": args.threshold},
+            "detector_overrides": {k: v for k, v in (("threshold", args.threshold), ("verify_threshold", args.verify_threshold))
+                                   if v is not None},
             "decoder_overrides": {} if args.word_threshold is None else {"threshold": args.word_threshold}}
 
 
@@ -194,7 +197,7 @@ def _plot_paths(plot_dir: str, items: list[tuple[str, str | None]]) -> dict[str,
 def _run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise _UsageError("--jobs must be at least 1")
-    for name in ("threshold", "word_threshold"):
+    for name in ("threshold", "word_threshold", "verify_threshold"):
         value = getattr(args, name)
         if value is not None and not 0.0 <= value <= 1.0:
             raise _UsageError(f"--{name.replace('_', '-')} must be between 0 and 1, not {value}")

@@ -112,9 +112,18 @@ def test_usage_errors_exit_1_without_traceback(clips, tmp_path, capsys):
 
 
 def test_usage_errors_in_values(fake_models, clips, tmp_path, capsys):
-    for argv in (["--jobs", "0"], ["--threshold", "1.5"], ["--output", str(tmp_path / "no" / "out.txt")]):
+    for argv in (["--jobs", "0"], ["--threshold", "1.5"], ["--verify-threshold", "-0.1"], ["--output", str(tmp_path / "no" / "out.txt")]):
         rc, _, err = run(capsys, *argv, clips / "a.wav")
         assert rc == 1 and "error:" in err, argv
+
+
+def test_verify_threshold_option_reaches_the_detector(fake_models, clips, capsys):
+    rc, out, _ = run(capsys, "--format", "jsonl", "--verify-threshold", "0.5", clips / "a.wav")
+    record = json.loads(out)
+    assert rc == 0 and record["text"] == "one two"
+    assert record["keywords"][0]["verify_score"] > 0.5  # the stand-in word model heard "stop"
+    rc, out, _ = run(capsys, "--format", "jsonl", clips / "a.wav")
+    assert "verify_score" not in json.loads(out)["keywords"][0]  # off by default
 
 
 def test_output_is_written_atomically(fake_models, clips, tmp_path, capsys, monkeypatch):
