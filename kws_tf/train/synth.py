@@ -296,12 +296,12 @@ def _progress(total: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kws_tf.train.synth", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m kws_tf.train.synth", description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--words", nargs="*", required=True, help="lowercase words, one folder each")
     parser.add_argument("--out", required=True, help="output folder (Speech Commands layout)")
-    parser.add_argument("--per-word", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument("--per-word", type=int, default=200, help="clips per word (default: 200)")
+    parser.add_argument("--seed", type=int, default=0, help="voice, pitch, speed and level draws (default: 0)")
+    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), help="worker processes")
     parser.add_argument("--no-perturb", action="store_true", help="no random resampling of tempo/pitch")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
