@@ -111,3 +111,24 @@ def test_partial_keywords_are_unlabelled_negatives():
         runs += int(np.sum(loud[1:] & ~loud[:-1]) + loud[0])
         rises += int(np.sum(labels[1:] > labels[:-1]) + labels[0])
     assert rises > 0 and runs > rises + 4
+
+
+def test_learning_rate_schedules():
+    from kws_tf.train.fitting import adam
+    from kws_tf.train.presets import PresetError, load_preset
+
+    constant = adam(1e-3, "constant", 100)
+    assert float(constant.learning_rate) == pytest.approx(1e-3)
+    cosine = adam(1e-3, "cosine", 100)
+
+    def rate_at(step: int) -> float:  # the rate follows the optimizer's step count (also after resume)
+        cosine.iterations.assign(step)
+        return float(cosine.learning_rate)
+
+    assert rate_at(0) == pytest.approx(1e-3)
+    assert rate_at(50) == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5), rel=1e-4)
+    assert rate_at(100) == pytest.approx(1e-5, rel=1e-3)
+    with pytest.raises(ValueError):
+        adam(1e-3, "linear", 100)
+    with pytest.raises(PresetError, match="lr_schedule"):
+        load_preset("default", ["words.lr_schedule=linear"])
