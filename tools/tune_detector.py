@@ -18,10 +18,9 @@ import sys
 import numpy as np
 
 from kws_tf.config import DetectorConfig, from_dict, to_dict
-from kws_tf.dataset import index_speech_commands, load_clips, load_noise
 from kws_tf.decisions import verify_score
 from kws_tf.evaluate import metrics
-from kws_tf.evaluate.streams import WordBank, keyword_stream
+from kws_tf.evaluate.streams import keyword_stream, split_bank
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import load_sidecar, save_sidecar
 
@@ -44,10 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sidecar = load_sidecar(args.models, "kws")
     keyword = sidecar["keyword"]
-    index = index_speech_commands(args.data_dir)
-    loaded = load_clips(index.select(args.split), 16000, progress=False)
-    noise, _ = load_noise(index.noise_files)
-    bank = WordBank.build(loaded.audio, [c.word for c in loaded.clips], noise)
+    bank = split_bank(args.data_dir, args.split)
 
     tr = Transcriber.from_dir(args.models, args.precision, detector_overrides={"threshold": 1.0001})
     times, probs, spans, duration = [], [], [], 0.0

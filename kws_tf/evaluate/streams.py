@@ -63,6 +63,16 @@ class WordBank:
         return np.flatnonzero(ok)
 
 
+def split_bank(data_dir: str, split: str) -> WordBank:
+    """The word bank of one split of a Speech Commands folder (unreadable clips are skipped)."""
+    from kws_tf.dataset import index_speech_commands, load_clips, load_noise
+
+    index = index_speech_commands(data_dir)
+    loaded = load_clips(index.select(split), SR, progress=False)
+    noise, _ = load_noise(index.noise_files)
+    return WordBank.build(loaded.audio, [c.word for c in loaded.clips], noise)
+
+
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
 

@@ -1,0 +1,96 @@
+"""Pick the word decoder's settings on the VALIDATION split: transcribe seeded 10 s sentences (as
+``kws_tf.evaluate`` builds them) through the runtime for a grid of word threshold / smoothing /
+pause, count the errors of the gated transcripts (substitutions, deletions, insertions, and any word
+written for a sentence without the keyword), and optionally write the best setting into the words
+sidecar. The models run once per distinct window (cached), so the grid costs little more than one pass.
+
+    python tools/tune_decoder.py --models saved_models --data-dir ../shared/speech_commands_subset \
+        [--split validation] [--sentences 100] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import itertools
+import sys
+
+import numpy as np
+
+from kws_tf.config import to_dict
+from kws_tf.evaluate import metrics
+from kws_tf.evaluate.streams import sentences, split_bank
+from kws_tf.evaluate.suite import vocabulary
+from kws_tf.runtime import Transcriber
+from kws_tf.sidecar import load_sidecar, save_sidecar
+
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+SMOOTHING_WINDOWS = (1, 3, 5)
+PAUSES_S = (1.0, 1.5, 2.5)
+
+
+def cached(runner):
+    """``runner`` with its outputs remembered by input content."""
+    memo: dict[bytes, np.ndarray] = {}
+
+    def run(features: np.ndarray) -> np.ndarray:
+        key = hashlib.sha1(np.ascontiguousarray(features).tobytes()).digest()
+        if key not in memo:
+            memo[key] = runner(features)
+        return memo[key]
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    p.add_argument("--models", default="saved_models")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--split", default="validation")
+    p.add_argument("--sentences", type=int, default=100, help="sentences with the keyword; half as many without")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--precision", default="float32")
+    p.add_argument("--write", action="store_true", help="store the best setting in MODELS/words/model.json")
+    args = p.parse_args(argv)
+
+    keyword, labels = vocabulary(args.models)
+    items = sentences(split_bank(args.data_dir, args.split), keyword, set(labels), args.sentences, args.sentences // 2, args.seed)
+    if not items:
+        print(f"{args.data_dir}: the {args.split} split has no clips of the model's words", file=sys.stderr)
+        return 1
+    tr = Transcriber.from_dir(args.models, args.precision)
+    tr.kws_runner, tr.word_runner = cached(tr.kws_runner), cached(tr.word_runner)
+    base = tr.decoder_cfg
+    n_ref = sum(len(s.reference) for s in items if s.has_keyword)
+    print(f"{args.split} split: {len(items)} sentences ({n_ref} reference words after the keyword); errors per reference word")
+    best = None
+    for threshold, smoothing, pause in itertools.product(THRESHOLDS, SMOOTHING_WINDOWS, PAUSES_S):
+        tr.decoder_cfg = dataclasses.replace(base, threshold=threshold, smoothing_windows=smoothing, pause_s=pause)
+        refs, hyps, stray = [], [], 0
+        for s in items:
+            words = [w.word for w in tr.transcribe(s.mixture.audio).words]
+            if s.has_keyword:
+                refs.append(s.reference)
+                hyps.append(words)
+            else:
+                stray += len(words)
+        wer = metrics.word_error_rate(refs, hyps)
+        errors = wer["substitutions"] + wer["deletions"] + wer["insertions"] + stray
+        rate = errors / max(n_ref, 1)
+        print(f"  threshold {threshold:.1f}  smoothing {smoothing}  pause {pause:.1f} s: {rate:.3f} "
+              f"(S {wer['substitutions']}  D {wer['deletions']}  I {wer['insertions']}  without keyword {stray})")
+        if best is None or rate < best[0] - 1e-12:
+            best = (rate, tr.decoder_cfg)
+    print(f"best: {to_dict(best[1])} ({best[0]:.3f} errors per reference word)")
+    if args.write:
+        sidecar = load_sidecar(args.models, "words")
+        sidecar.setdefault("thresholds", {})["decoder"] = to_dict(best[1])
+        sidecar["thresholds"]["decoder_tuning"] = {"split": args.split, "sentences": len(items), "seed": args.seed,
+                                                   "errors_per_reference_word": round(best[0], 4)}
+        save_sidecar(args.models, "words", {k: v for k, v in sidecar.items() if k not in ("format", "task")})
+        print(f"wrote the decoder settings into {args.models}/words/model.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
