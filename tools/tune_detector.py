@@ -63,22 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the word model has no class {keyword!r}: tuning without verification", file=sys.stderr)
 
     base = from_dict(DetectorConfig, sidecar.get("thresholds", {}).get("detector", {}))
-    hours = duration / 3600.0
     best = None
     print(f"{args.split} split: {len(spans_arr)} keywords in {duration / 60:.0f} min; recall at <= {args.fa_per_hour:g} FA/h")
     for smoothing, patience in itertools.product((1, 3, 5), (1, 2, 4)):
         cfg = dataclasses.replace(base, smoothing_frames=smoothing, patience_frames=patience, verify_threshold=0.0)
         # Verification only removes detections, so run the detector once per threshold and filter.
         fired = {float(th): metrics.detections(t, pr, cfg, th) for th in THRESHOLDS}
-        row = []
+        row, scores = [], {}
         for window_s, verify_th in verify_choices:
             vcfg = dataclasses.replace(cfg, verify_window_s=window_s, verify_threshold=verify_th)
-            scores = {d: verify_score(vt, vp, d, vcfg) for d in set().union(*fired.values())} if verify_th > 0 else {}
-            points = []
-            for th, dets in fired.items():
-                kept = [d for d in dets if verify_th <= 0 or scores[d] >= verify_th]
-                hit, fa = metrics.match_detections(kept, spans_arr)
-                points.append({"threshold": th, "recall": float(hit.mean()) if len(hit) else None, "fa_per_hour": fa / hours})
+            if window_s not in scores:  # the word model's score of each detection, once per window
+                scores[window_s] = {d: verify_score(vt, vp, d, vcfg) for d in set().union(*fired.values())} if len(vt) else {}
+            points = [metrics.det_point([d for d in dets if verify_th <= 0 or scores[window_s][d] >= verify_th], spans_arr, duration, th)
+                      for th, dets in fired.items()]
             point = metrics.recall_at_fa(points, args.fa_per_hour)
             row.append(f"{point['recall'] or 0:.3f}")
             if point["recall"] is not None and (best is None or point["recall"] > best[0]):

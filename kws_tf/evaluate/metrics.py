@@ -137,14 +137,18 @@ def det_points(times_s: np.ndarray, probs: np.ndarray, keyword_spans: np.ndarray
         One ``{"threshold", "recall", "miss_rate", "false_alarms", "fa_per_hour"}`` per threshold, in
         increasing threshold order.
     """
-    hours = max(duration_s, 1e-9) / 3600.0
-    points = []
-    for th in sorted(thresholds):
-        hit, fa = match_detections(detections(times_s, probs, detector, th, verify), keyword_spans, tolerance_s)
-        recall = float(hit.mean()) if len(hit) else None
-        points.append({"threshold": float(th), "recall": recall, "miss_rate": None if recall is None else 1.0 - recall,
-                       "false_alarms": int(fa), "fa_per_hour": fa / hours})
-    return points
+    return [det_point(detections(times_s, probs, detector, th, verify), keyword_spans, duration_s, th, tolerance_s)
+            for th in sorted(thresholds)]
+
+
+def det_point(detections_s: Sequence[float], keyword_spans: np.ndarray, duration_s: float, threshold: float,
+              tolerance_s: float = TOLERANCE_S) -> dict:
+    """One DET point: ``{"threshold", "recall", "miss_rate", "false_alarms", "fa_per_hour"}`` of the
+    detections made at ``threshold``."""
+    hit, fa = match_detections(detections_s, keyword_spans, tolerance_s)
+    recall = float(hit.mean()) if len(hit) else None
+    return {"threshold": float(threshold), "recall": recall, "miss_rate": None if recall is None else 1.0 - recall,
+            "false_alarms": int(fa), "fa_per_hour": fa / (max(duration_s, 1e-9) / 3600.0)}
 
 
 def recall_at_fa(points: Sequence[dict], fa_per_hour: float) -> dict:
