@@ -83,6 +83,10 @@ class KwsConfig:
     # Hard negatives: this share of the other-word slots holds the first 40-70 % of a keyword ("sto"),
     # labelled 0.
     partial_keyword_prob: float = 0.0
+    # SpecAugment for 10 s clips: this many frequency bands of up to freq_mask_bins mel bins each,
+    # masked over the whole clip (no time masks: they could erase a keyword that its labels still mark).
+    freq_masks: int = 0
+    freq_mask_bins: int = 6
 
     def clip_samples(self, features: FeatureConfig) -> int:
         return int(round(self.clip_s * features.sample_rate_hz))

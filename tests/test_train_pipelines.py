@@ -9,8 +9,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from kws_tf.config import FeatureConfig, KwsConfig, WordConfig  # noqa: E402
-from kws_tf.train.augment import NoiseBank, mix_at_snr, rms, speed_perturb, time_shift  # noqa: E402
-from kws_tf.train.kws_data import kws_dataset  # noqa: E402
+from kws_tf.train.augment import NoiseBank, freq_mask, mix_at_snr, rms, speed_perturb, time_shift  # noqa: E402
+from kws_tf.train.kws_data import _timeline, kws_dataset  # noqa: E402
 from kws_tf.train.word_data import word_train_dataset  # noqa: E402
 
 FEATS = FeatureConfig()
@@ -75,6 +75,40 @@ def test_keyword_labels_follow_each_inserted_keyword():
         assert abs(labels.sum() - len(ends) * kcfg.label_s / kcfg.output_hop_s(FEATS)) <= len(ends)
         checked += len(ends)
     assert checked >= 5
+
+
+def test_timeline_lays_words_at_their_offsets():
+    words = (np.arange(1, 4)[:, None] * np.ones((3, 5))).astype(np.float32)  # word j is all j+1
+    offsets = np.array([2, 9, 16], np.int32)  # the last word runs past the 18-sample clip
+    line = _timeline(tf.constant(words), tf.constant(offsets), 18).numpy()
+    expected = np.zeros(18, np.float32)
+    for w, o in zip(words, offsets):
+        expected[o : o + 5] += w[: 18 - o]
+    np.testing.assert_array_equal(line, expected)
+
+
+def test_freq_mask_masks_whole_bands_with_the_mean():
+    feats = tf.constant(RNG.standard_normal((16, 50, 40)).astype(np.float32))
+    masked = freq_mask(feats, tf.constant([1, 2], tf.int64), 2, 6).numpy()
+    np.testing.assert_array_equal(masked, freq_mask(feats, tf.constant([1, 2], tf.int64), 2, 6).numpy())  # seeded
+    changed = (masked != feats.numpy()).any(axis=1)  # (B, n_mels): bins touched per example
+    assert changed.any() and (changed.sum(axis=1) <= 12).all()
+    for x, m, bins in zip(feats.numpy(), masked, changed):
+        np.testing.assert_allclose(m[:, bins], x.mean(), rtol=1e-5)  # whole band, every frame, the mean
+        np.testing.assert_array_equal(m[:, ~bins], x[:, ~bins])
+
+
+def test_kws_freq_masks_apply_to_training_clips_only():
+    kw, other = burst_clips(4, 0.2, 0.5), burst_clips(4, 0.3, 0.4, 0.2)
+    ends = np.full(4, 0.5, np.float32)
+    make = lambda masks, repeat: kws_dataset(kw, ends, other, noise=NOISE, features=FEATS, kws=KwsConfig(clip_s=4.0, freq_masks=masks),
+                                             batch_size=8, seed=3, repeat=repeat, n_examples=8)
+    plain, masked = next(iter(make(0, True)))[0].numpy(), next(iter(make(2, True)))[0].numpy()
+    columns = (plain != masked).any(axis=1)  # (B, n_mels)
+    assert columns.any()
+    for m, cols in zip(masked, columns):
+        assert np.ptp(m[:, cols], axis=0).max(initial=0.0) == 0.0  # masked bins are constant in time
+    np.testing.assert_array_equal(next(iter(make(0, False)))[0].numpy(), next(iter(make(2, False)))[0].numpy())
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 7.5, 20.0])

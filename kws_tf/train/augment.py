@@ -83,3 +83,16 @@ def spec_augment(features: tf.Tensor, seed: tf.Tensor, freq_mask_bins: int, time
     f_mask = band(mels, freq_mask_bins, seeds[0], seeds[1])[None, :]
     t_mask = band(frames, time_mask_frames, seeds[2], seeds[3])[:, None]
     return tf.where(f_mask | t_mask, fill, features)
+
+
+def freq_mask(features: tf.Tensor, seed: tf.Tensor, n_masks: int, max_bins: int) -> tf.Tensor:
+    """SpecAugment frequency masks on a batch ``(B, frames, n_mels)``: per example ``n_masks`` bands
+    of 0..``max_bins`` mel bins at random places, each over all frames, filled with the example's mean."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    batch, mels = tf.shape(features)[0], tf.shape(features)[2]
+    width = tf.floor(tf.random.stateless_uniform((batch, n_masks), seeds[0], 0.0, max_bins + 1.0))
+    start = tf.floor(tf.random.stateless_uniform((batch, n_masks), seeds[1]) * (tf.cast(mels, tf.float32) - width + 1.0))
+    idx = tf.cast(tf.range(mels), tf.float32)[None, None, :]
+    masked = tf.reduce_any((idx >= start[..., None]) & (idx < (start + width)[..., None]), axis=1)  # (B, n_mels)
+    fill = tf.reduce_mean(features, axis=[1, 2], keepdims=True)
+    return tf.where(masked[:, None, :], fill, features)

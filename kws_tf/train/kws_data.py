@@ -8,11 +8,25 @@ import numpy as np
 import tensorflow as tf
 
 from kws_tf.config import FeatureConfig, KwsConfig
-from kws_tf.train.augment import NoiseBank, rms, speed_perturb
+from kws_tf.train.augment import NoiseBank, freq_mask, rms, speed_perturb
 from kws_tf.train.features_tf import log_mel_tf
 
 KEYWORD_PROB = 0.3  # chance that a slot on the timeline holds the keyword
 OTHER_PROB = 0.45  # ... or another word (else it stays empty)
+
+
+def _timeline(words: tf.Tensor, offsets: tf.Tensor, clip_n: int) -> tf.Tensor:
+    """``(clip_n,)``: the ``(slots, word_n)`` clips laid end to end at increasing, non-overlapping
+    sample ``offsets`` with silence between them; what runs past ``clip_n`` is cut off. (One concat
+    instead of a scatter-add of every sample: the scatter was the slowest op of the pipeline.)"""
+    word_n = tf.shape(words)[1]
+    ends = tf.concat([[0], offsets[:-1] + word_n], axis=0)
+    gaps = tf.maximum(offsets - ends, 0)
+    pieces = []
+    for j in range(words.shape[0]):
+        pieces += [tf.zeros((gaps[j],), tf.float32), words[j]]
+    line = tf.concat(pieces, axis=0)[:clip_n]
+    return tf.pad(line, [[0, clip_n - tf.shape(line)[0]]])
 
 
 def kws_dataset(
@@ -88,18 +102,20 @@ def kws_dataset(
         gain = tf.pow(10.0, word_db / 20.0) / rms(words)
         words *= (gain * tf.cast(is_kw | is_other, tf.float32))[:, None]
         offsets = tf.cast(tf.round(offset_s * sr), tf.int32)
-        positions = tf.reshape(tf.minimum(offsets[:, None] + tf.range(word_n)[None, :], clip_n - 1), (-1, 1))
-        audio = tf.tensor_scatter_nd_add(background, positions, tf.reshape(words, (-1,)))
-        audio = tf.clip_by_value(audio, -1.0, 1.0)
+        audio = tf.clip_by_value(background + _timeline(words, offsets, clip_n), -1.0, 1.0)
         # Labels: 1 for output frames whose audio ends within label_s after a keyword's end.
         centre_s = word_n / sr / 2.0
         end_s = offset_s + centre_s + (tf.gather(kw_end_t, kw_idx) - centre_s) / speed
         hit = (frame_time[None, :] > end_s[:, None]) & (frame_time[None, :] <= end_s[:, None] + kws.label_s) & is_kw[:, None]
         labels = tf.cast(tf.reduce_any(hit, axis=0), tf.float32)[:, None]
-        return audio, labels
+        return audio, labels, i
+
+    def featurize(audio, labels, i):
+        feats = log_mel_tf(audio, features)
+        if repeat and kws.freq_masks > 0:  # training only: validation clips stay unmasked
+            feats = freq_mask(feats, tf.stack([tf.cast(seed, tf.int64) + 1, tf.cast(i[0], tf.int64)]), kws.freq_masks, kws.freq_mask_bins)
+        return feats, labels
 
     ds = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(n_examples or 0)
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
-    return ds.map(lambda x, y: (log_mel_tf(x, features), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
-        tf.data.AUTOTUNE
-    )
+    return ds.map(featurize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
