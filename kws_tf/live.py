@@ -4,6 +4,8 @@ runs the models and prints."""
 
 from __future__ import annotations
 
+import kws_tf.one_blas_thread  # noqa: F401, I001  (before numpy)
+
 import argparse
 import datetime
 import logging

@@ -4,6 +4,8 @@ any failed, 1 for usage errors."""
 
 from __future__ import annotations
 
+import kws_tf.one_blas_thread  # noqa: F401, I001  (before numpy)
+
 import argparse
 import csv
 import glob

@@ -4,16 +4,12 @@ numpy, jiwer, matplotlib, tqdm, optional pocketsphinx; never TensorFlow)."""
 
 from __future__ import annotations
 
-import os
-
-# One BLAS thread per process, set before numpy loads: the evaluation runs a process per core, and
-# numpy's threaded OpenBLAS made log-mel ~8x slower on this 2-core machine when the CPU was busy.
-for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_name, "1")
+import kws_tf.one_blas_thread  # noqa: F401, I001  (before numpy)
 
 import argparse
 import datetime
 import logging
+import os
 import shlex
 import sys
 import time

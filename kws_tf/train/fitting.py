@@ -68,7 +68,8 @@ def fit(
         timer,
     ]
     history = model.fit(
-        train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=validation_data, callbacks=callbacks, verbose=verbose
+        train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=validation_data, callbacks=callbacks, verbose=verbose,
+        shuffle=False,  # the tf.data pipeline draws its own random examples (Keras warns otherwise)
     )
     if os.path.exists(best):
         try:
