@@ -20,11 +20,12 @@ import numpy as np
 import soxr
 
 from kws_tf.audio_io import write_wav_atomic
+from kws_tf.cli import UsageParser
 from kws_tf.decisions import KeywordEvent, UtteranceEnd
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError
 from kws_tf.tflite_model import ModelLoadError
-from kws_tf.transcribe import UsageParser, transcriber_kwargs
+from kws_tf.transcribe import transcriber_kwargs
 
 PROG = "python -m kws_tf.live"
 PREROLL_S = 1.5  # saved utterances start this long before the keyword fired, so they include it

@@ -18,25 +18,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 from kws_tf.audio_io import AUDIO_EXTENSIONS, AudioError, audio_duration_s, iter_audio_blocks, read_audio
+from kws_tf.cli import UsageError, UsageParser, run_main
 from kws_tf.runtime import Transcriber, result_from_events
 from kws_tf.sidecar import ModelDirError
 from kws_tf.tflite_model import ModelLoadError
 
 PROG = "python -m kws_tf.transcribe"
 FORMATS = ("text", "jsonl", "csv")
-
-
-class _UsageError(Exception):
-    pass
-
-
-class UsageParser(argparse.ArgumentParser):
-    """argparse that exits with 1 on usage errors (2 means "some files failed" here)."""
-
-    def error(self, message: str) -> None:
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(1)
 
 
 def default_models_dir() -> str:
@@ -192,19 +180,19 @@ def _plot_paths(plot_dir: str, items: list[tuple[str, str | None]]) -> dict[str,
         pyplot()
         os.makedirs(plot_dir, exist_ok=True)
     except (PlotError, OSError) as exc:
-        raise _UsageError(f"--plot {plot_dir}: {exc}") from None
+        raise UsageError(f"--plot {plot_dir}: {exc}") from None
     return plot_names([name for name, error in items if not error], plot_dir)
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
-        raise _UsageError("--jobs must be at least 1")
+        raise UsageError("--jobs must be at least 1")
     for name in ("threshold", "word_threshold", "verify_threshold"):
         value = getattr(args, name)
         if value is not None and not 0.0 <= value <= 1.0:
-            raise _UsageError(f"--{name.replace('_', '-')} must be between 0 and 1, not {value}")
+            raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1, not {value}")
     if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
-        raise _UsageError(f"--output {args.output}: its folder does not exist")
+        raise UsageError(f"--output {args.output}: its folder does not exist")
     kwargs = transcriber_kwargs(args, "single_word" if args.single_word else "no_gate" if args.no_gate else "gated")
     tr = Transcriber.from_dir(**kwargs)
     items = expand_inputs(args.inputs)
@@ -243,18 +231,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error (1)
-        return int(exc.code or 0)
-    try:
-        return _run(args)
-    except (_UsageError, ModelDirError, ModelLoadError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_main(PROG, build_parser(), argv, _run, (ModelDirError, ModelLoadError))
 
 
 if __name__ == "__main__":

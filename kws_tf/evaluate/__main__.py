@@ -15,6 +15,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from kws_tf.cli import UsageError, UsageParser, run_main
 from kws_tf.dataset import SPLITS, DataError, DatasetIndex, index_speech_commands, load_clips, load_noise
 from kws_tf.evaluate import metrics, plots, report, suite
 from kws_tf.evaluate.peer import PEERS, PeerError, PocketSphinx, evaluate_pocketsphinx
@@ -22,14 +23,10 @@ from kws_tf.evaluate.streams import STREAM_SNR_DB, WordBank, sentences
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError
 from kws_tf.tflite_model import ModelLoadError
-from kws_tf.transcribe import UsageParser, default_models_dir
+from kws_tf.transcribe import default_models_dir
 
 PROG = "python -m kws_tf.evaluate"
 FORMAT = "kws_tf.evaluate/1"
-
-
-class _UsageError(Exception):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +79,7 @@ def _load(args: argparse.Namespace, index: DatasetIndex, labels: list[str], keyw
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     for name in ("minutes", "sentences", "f1_clips", "jobs"):
         if getattr(args, name) <= 0:
-            raise _UsageError(f"--{name.replace('_', '-')} must be positive")
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
     index = index_speech_commands(args.data_dir)
     if not index.select(args.split):
         raise DataError(f"{args.data_dir}: the {args.split} split has no clips; choose another --split or add list files")
@@ -95,7 +92,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         import jiwer  # noqa: F401  (needed only at the end: fail before minutes of work)
     except ImportError:
-        raise _UsageError("the word error rate needs jiwer: pip install jiwer (or pip install kws_tf[eval])") from None
+        raise UsageError("the word error rate needs jiwer: pip install jiwer (or pip install kws_tf[eval])") from None
 
     if args.compare:
         PocketSphinx(labels, keyword)
@@ -150,19 +147,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (0 done, 1 bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error (1)
-        return int(exc.code or 0)
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
-    try:
-        return _run(args, argv)
-    except (_UsageError, ModelDirError, ModelLoadError, DataError, PeerError, plots.PlotError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_main(PROG, build_parser(), argv, lambda args: _run(args, argv),
+                    (ModelDirError, ModelLoadError, DataError, PeerError, plots.PlotError))
 
 
 if __name__ == "__main__":

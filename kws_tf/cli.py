@@ -1,0 +1,39 @@
+"""What the command-line tools share: an argument parser whose usage errors exit with 1, and the
+wrapper that turns expected errors into one line on stderr (exit 1) and Ctrl-C into exit 130."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+
+class UsageError(Exception):
+    """A bad option value found after parsing (reported like an argparse error, exit 1)."""
+
+
+class UsageParser(argparse.ArgumentParser):
+    """argparse that exits with 1 on usage errors (2 means "some files failed" in transcribe)."""
+
+    def error(self, message: str) -> None:
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def run_main(prog: str, parser: argparse.ArgumentParser, argv: list[str] | None, run: Callable[[argparse.Namespace], int],
+             errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Parse ``argv`` and call ``run(args)``; returns its exit code, 0 for ``--help``, 1 for a usage
+    error or one of ``errors`` (printed as ``PROG: error: ...``), 130 after Ctrl-C."""
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (1)
+        return int(exc.code or 0)
+    try:
+        return run(args)
+    except (UsageError, *errors) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
