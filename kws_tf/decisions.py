@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from kws_tf.config import DecoderConfig, DetectorConfig
 
@@ -76,12 +78,21 @@ def is_word_label(label: str) -> bool:
     return not (label.startswith("_") and label.endswith("_"))
 
 
+Verifier = Callable[[float], float]  # a candidate detection's time (s) -> the word model's keyword probability
+
+
 class KeywordDetector:
     """Turns per-frame keyword probabilities into detections.
 
     A moving average over ``smoothing_frames`` frames must stay at or above ``threshold`` for
     ``patience_frames`` frames. After a detection the gate re-arms only when the smoothed probability
     has fallen below the threshold and ``refractory_s`` has passed, so one utterance fires once.
+
+    With a ``verify`` function and ``verify_threshold`` > 0, such a frame is only a candidate: it fires
+    when the word model confirms it (``verify(t) >= verify_threshold``). An unconfirmed candidate
+    neither fires nor disarms the gate nor starts the refractory period, so the next frames above the
+    threshold are asked again: the keyword model often crosses the threshold while the word is still
+    being spoken, before any 1 s word window holds all of it.
     """
 
     def __init__(self, cfg: DetectorConfig) -> None:
@@ -94,29 +105,62 @@ class KeywordDetector:
         self._armed = True
         self._last_fire_s = -np.inf
 
-    def update(self, times_s: np.ndarray, probs: np.ndarray) -> list[KeywordEvent]:
+    def _smooth(self, probs: np.ndarray) -> np.ndarray:
+        """Moving average of each new frame with the ``smoothing_frames - 1`` before it (fewer at the
+        start of the stream), continuing across calls."""
+        k = self._history.maxlen
+        buf = np.concatenate([np.array(self._history, float), probs])
+        first = len(self._history)  # index in buf of the first new frame
+        out = np.empty(len(probs))
+        partial = min(len(probs), max(0, k - 1 - first))  # stream start: windows shorter than k
+        for j in range(partial):
+            out[j] = buf[: first + j + 1].sum() / (first + j + 1)
+        if len(probs) > partial:
+            out[partial:] = sliding_window_view(buf, k).sum(axis=1)[first + partial - k + 1 :] / k
+        self._history.extend(probs[-k:])
+        return out
+
+    def update(self, times_s: np.ndarray, probs: np.ndarray, verify: Verifier | None = None) -> list[KeywordEvent]:
         """Consume consecutive output frames.
 
         Args:
             times_s: ``(n,)`` float, end time of each frame's audio, increasing.
             probs: ``(n,)`` float32 keyword probabilities.
+            verify: the word model's keyword probability for a candidate at a time (see the class);
+                ignored when ``cfg.verify_threshold`` is 0.
 
         Returns:
             The detections among these frames, in time order.
         """
+        times, probs = np.asarray(times_s, float), np.asarray(probs, float)
+        if not len(probs):
+            return []
+        smoothed = self._smooth(probs)
+        check = verify if self.cfg.verify_threshold > 0 else None
         events = []
-        for t, p in zip(np.asarray(times_s, float), np.asarray(probs, float)):
-            self._history.append(p)
-            smoothed = sum(self._history) / len(self._history)
-            if smoothed < self.cfg.threshold:
-                self._above = 0
-                self._armed = True
+        above = np.flatnonzero(smoothed >= self.cfg.threshold)
+        # Runs of consecutive frames at or above the threshold; frames below only re-arm the gate.
+        cuts = (np.flatnonzero(np.diff(above) != 1) + 1).tolist()
+        for a, b in zip([0] + cuts, cuts + [len(above)]) if len(above) else ():
+            # A run that starts after frames below the threshold starts afresh (the block's first
+            # run may continue one from the previous block).
+            if above[a] != 0:
+                self._above, self._armed = 0, True
+            before, self._above = self._above, self._above + (b - a)
+            if not self._armed:
                 continue
-            self._above += 1
-            if self._armed and self._above >= self.cfg.patience_frames and t - self._last_fire_s >= self.cfg.refractory_s:
-                events.append(KeywordEvent(time_s=float(t), score=float(smoothed)))
-                self._armed = False
-                self._last_fire_s = t
+            for i in above[a + max(0, self.cfg.patience_frames - 1 - before) : b].tolist():
+                t = float(times[i])
+                if t - self._last_fire_s < self.cfg.refractory_s:
+                    continue
+                score = check(t) if check is not None else None
+                if score is not None and score < self.cfg.verify_threshold:
+                    continue  # not confirmed (yet): stay armed
+                events.append(KeywordEvent(time_s=t, score=float(smoothed[i]), verify_score=score))
+                self._armed, self._last_fire_s = False, t
+                break
+        if not len(above) or above[-1] != len(probs) - 1:  # the block ends below the threshold
+            self._above, self._armed = 0, True
         return events
 
 
@@ -128,29 +172,25 @@ def verify_windows(window_end_s: np.ndarray, fire_s: float, cfg: DetectorConfig)
 
 
 def verify_score(window_end_s: np.ndarray, keyword_probs: np.ndarray, fire_s: float, cfg: DetectorConfig) -> float:
-    """The best keyword probability among the windows that verify a detection at ``fire_s`` (0 if none)."""
-    sel = verify_windows(window_end_s, fire_s, cfg)
-    return float(np.max(np.asarray(keyword_probs)[sel])) if sel.any() else 0.0
+    """The best keyword probability among the windows that verify a detection at ``fire_s`` (0 if
+    none). ``window_end_s`` must increase (a trace, or the windows the runtime ran, in time order)."""
+    t = np.asarray(window_end_s, float)
+    lo = np.searchsorted(t, fire_s - cfg.verify_window_s - 1e-6, "left")
+    hi = np.searchsorted(t, fire_s + 1e-6, "right")
+    return float(np.max(np.asarray(keyword_probs)[lo:hi])) if hi > lo else 0.0
 
 
-def verify_detections(events: list[KeywordEvent], window_end_s: np.ndarray, keyword_probs: np.ndarray,
-                      cfg: DetectorConfig) -> list[KeywordEvent]:
-    """The detections the word model confirms (all of them when ``cfg.verify_threshold`` is 0).
 
-    Args:
-        events: detections of ``KeywordDetector``.
-        window_end_s, keyword_probs: ``(n,)`` end time of each word window's audio and the word
-            model's keyword probability there (a trace; the runtime passes just the windows it ran).
-    """
-    if cfg.verify_threshold <= 0:
-        return list(events)
-    kept = []
-    for e in events:
-        score = verify_score(window_end_s, keyword_probs, e.time_s, cfg)
-        if score >= cfg.verify_threshold:
-            kept.append(dataclasses.replace(e, verify_score=score))
-    return kept
-
+def verify_scores_at(times_s: np.ndarray, window_end_s: np.ndarray, keyword_probs: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
+    """``verify_score`` at each of ``times_s`` at once (for replaying a whole trace)."""
+    t, ends = np.asarray(times_s, float), np.asarray(window_end_s, float)
+    probs = np.append(np.asarray(keyword_probs, float), -np.inf)  # index len(ends): "no window"
+    lo = np.searchsorted(ends, t - cfg.verify_window_s - 1e-6, "left")
+    hi = np.searchsorted(ends, t + 1e-6, "right")
+    best = np.full(len(t), -np.inf)
+    for k in range(int(np.max(hi - lo, initial=0))):
+        best = np.maximum(best, probs[np.where(lo + k < hi, lo + k, len(ends))])
+    return np.where(hi > lo, best, 0.0)
 
 @dataclass
 class _Run:

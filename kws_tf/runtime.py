@@ -16,7 +16,7 @@ import numpy as np
 from kws_tf.config import DecoderConfig, DetectorConfig, FeatureConfig, from_dict
 from kws_tf.dataset import fit_length
 from kws_tf.decisions import (Event, KeywordDetector, KeywordEvent, UtteranceEnd, WordDecoder, WordEvent, clamp_event, is_word_label,
-                               verify_detections, verify_windows)
+                               verify_score, verify_windows)
 from kws_tf.features import log_mel
 from kws_tf.sidecar import ModelDirError, load_sidecar, model_file, sidecar_path
 from kws_tf.tflite_model import TFLiteModel
@@ -189,6 +189,7 @@ class Transcriber:
         self._next_word_end = self._grid_end(0)
         self._next_trace_end = self._grid_end(0)
         self.trace_busy_s = 0.0  # seconds spent on on_verify_scores' extra word-model runs
+        self._verify_cache: dict[int, float] = {}  # word-window end frame -> keyword probability
         self.samples_seen = 0
 
     def _grid_end(self, first_frame: int) -> int:
@@ -240,7 +241,8 @@ class Transcriber:
         if self.on_kws_scores is not None:
             self.on_kws_scores(times, probs[real])
         events: list[Event] = []
-        for kw in self._verified(self.detector.update(times, probs[real])):
+        verify = self._verify_at if self._keyword_index is not None else None
+        for kw in self.detector.update(times, probs[real], verify):
             events.append(kw)
             if self.mode != "gated":
                 continue
@@ -256,23 +258,24 @@ class Transcriber:
         return np.array([float(np.asarray(self.word_runner(self._frames.window(int(e), self.word_frames))).reshape(-1)[self._keyword_index])
                          for e in ends], np.float32)
 
-    def _verified(self, detections: list[KeywordEvent]) -> list[KeywordEvent]:
-        """The detections the word model confirms (see ``decisions.verify_detections``)."""
-        cfg = self.detector_cfg
-        if cfg.verify_threshold <= 0 or self._keyword_index is None or not detections:
-            return detections
-        f, h = self.features, self.word_hop_frames
-        kept = []
-        for kw in detections:
-            # Word windows on the hop grid (as the decoder and the trace use) near the detection.
-            last = int((kw.time_s * f.sample_rate_hz - f.window_samples) // f.hop_samples) + 1
-            first = last - int(math.ceil(cfg.verify_window_s * 1000.0 / f.hop_ms)) - h
-            ends = np.arange(first - first % h, last + h + 1, h)
-            ends = ends[(ends >= self._grid_end(0)) & (ends <= self._frames.end)]
-            times = np.array([self._frame_time_s(int(e) - 1) for e in ends])
-            sel = verify_windows(times, kw.time_s, cfg)
-            kept += verify_detections([kw], times[sel], self._keyword_probs(ends[sel]), cfg)
-        return kept
+    def _verify_at(self, fire_s: float) -> float:
+        """The word model's second opinion on a candidate at ``fire_s`` (``decisions.verify_score``
+        over the hop-grid windows ending in ``[fire_s - verify_window_s, fire_s]``); each window is
+        scored once, however many candidates ask about it."""
+        cfg, f, h = self.detector_cfg, self.features, self.word_hop_frames
+        last = int((fire_s * f.sample_rate_hz - f.window_samples) // f.hop_samples) + 1
+        first = last - int(math.ceil(cfg.verify_window_s * 1000.0 / f.hop_ms)) - h
+        ends = np.arange(first - first % h, last + h + 1, h)
+        ends = ends[(ends >= self._grid_end(0)) & (ends <= self._frames.end)]
+        times = np.array([self._frame_time_s(int(e) - 1) for e in ends])
+        sel = verify_windows(times, fire_s, cfg)
+        ends, times = ends[sel], times[sel]
+        missing = [int(e) for e in ends if int(e) not in self._verify_cache]
+        if missing:
+            self._verify_cache.update(zip(missing, self._keyword_probs(np.array(missing)).tolist()))
+            for old in [e for e in self._verify_cache if e < ends[0] - 4 * self.word_frames]:
+                del self._verify_cache[old]
+        return verify_score(times, np.array([self._verify_cache[int(e)] for e in ends]), fire_s, cfg)
 
     def _trace_verify_scores(self) -> None:
         if self.on_verify_scores is None or self._keyword_index is None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kws_tf.config import DetectorConfig
-from kws_tf.decisions import KeywordEvent, verify_detections, verify_score
+from kws_tf.decisions import KeywordDetector, verify_score, verify_scores_at
 from kws_tf.evaluate import metrics
 from runtime_fakes import fake_transcriber, synth
 
@@ -25,10 +25,77 @@ def test_verify_rule_keeps_detections_with_a_confident_window_just_before():
     assert verify_score(ends, probs, 1.3, cfg) == pytest.approx(0.8)
     assert verify_score(ends, probs, 2.0, cfg) == pytest.approx(0.2)  # 1.3 is 0.7 s before: outside
     assert verify_score(ends, probs, 0.5, cfg) == 0.0  # no window yet
-    events = [KeywordEvent(1.3, 0.9), KeywordEvent(2.1, 0.95)]
-    kept = verify_detections(events, ends, probs, cfg)
-    assert [(e.time_s, e.verify_score) for e in kept] == [(1.3, pytest.approx(0.8))]
-    assert verify_detections(events, ends, probs, DetectorConfig(verify_threshold=0.0)) == events
+    times = np.arange(0.3, 2.6, 0.04)
+    np.testing.assert_allclose(verify_scores_at(times, ends, probs, cfg), [verify_score(ends, probs, t, cfg) for t in times])
+
+
+def gate(probs, verify, **cfg):
+    """Detections on 40 ms frames with a verifier ``verify(t)``."""
+    cfg = DetectorConfig(**{"threshold": 0.5, "smoothing_frames": 1, "refractory_s": 2.0, "verify_threshold": 0.5, **cfg})
+    times = np.arange(1, len(probs) + 1) * 0.04
+    return KeywordDetector(cfg).update(times, np.asarray(probs, np.float32), verify)
+
+
+def test_an_unconfirmed_frame_leaves_the_gate_armed_for_the_next_ones():
+    """The keyword model crosses the threshold early in the word, before a word window holds all of
+    it: the word model confirms only from 0.6 s on, and the gate opens there, not never."""
+    probs = [0.0] * 10 + [0.9] * 10 + [0.0] * 10  # above the threshold from 0.44 s to 0.80 s
+    events = gate(probs, lambda t: 0.9 if t >= 0.6 else 0.0)
+    assert [round(e.time_s, 2) for e in events] == [0.6] and events[0].verify_score == pytest.approx(0.9)
+    assert gate(probs, lambda t: 0.1) == []  # never confirmed: no detection
+    assert len(gate(probs, lambda t: 0.1, verify_threshold=0.0)) == 1  # verification off
+
+
+def test_a_rejected_candidate_does_not_start_the_refractory_period():
+    """A false trigger the word model rejects, then the real keyword 1 s later (inside refractory_s
+    of the false trigger): the keyword still opens the gate."""
+    probs = [0.0] * 5 + [0.9] * 5 + [0.0] * 20 + [0.9] * 5 + [0.0] * 5
+    events = gate(probs, lambda t: 0.9 if t > 1.0 else 0.0)
+    assert [round(e.time_s, 2) for e in events] == [1.24]
+
+
+def reference_gate(times, probs, cfg, verify):
+    """The gate's rule frame by frame, as the class docstring states it (the class skips frames)."""
+    events, history, above, armed, last = [], [], 0, True, -np.inf
+    for t, p in zip(times, probs):
+        history = (history + [float(p)])[-cfg.smoothing_frames:]
+        smoothed = sum(history) / len(history)
+        if smoothed < cfg.threshold:
+            above, armed = 0, True
+            continue
+        above += 1
+        if armed and above >= cfg.patience_frames and t - last >= cfg.refractory_s:
+            if cfg.verify_threshold > 0 and verify(t) < cfg.verify_threshold:
+                continue
+            events.append(round(float(t), 6))
+            armed, last = False, t
+    return events
+
+
+@pytest.mark.parametrize("verify_threshold", [0.0, 0.5])
+@pytest.mark.parametrize("smoothing,patience", [(1, 1), (3, 2), (5, 4)])
+def test_the_gate_follows_its_frame_by_frame_rule(smoothing, patience, verify_threshold):
+    rng = np.random.default_rng(smoothing * 10 + patience)
+    probs = np.clip(rng.normal(0.3, 0.35, 2000), 0, 1).astype(np.float32)
+    times = np.arange(1, 2001) * 0.04
+    cfg = DetectorConfig(threshold=0.5, smoothing_frames=smoothing, patience_frames=patience, refractory_s=0.6,
+                         verify_threshold=verify_threshold)
+    verify = lambda t: float(np.sin(3 * t) ** 2)
+    got = [round(e.time_s, 6) for e in KeywordDetector(cfg).update(times, probs, verify)]
+    assert len(got) >= 5 and got == reference_gate(times, probs, cfg, verify)
+
+
+def test_block_splits_do_not_change_detections():
+    rng = np.random.default_rng(0)
+    probs = np.clip(rng.normal(0.3, 0.35, 600), 0, 1).astype(np.float32)
+    times = np.arange(1, 601) * 0.04
+    cfg = DetectorConfig(threshold=0.55, smoothing_frames=3, patience_frames=2, refractory_s=0.5, verify_threshold=0.5)
+    verify = lambda t: float(np.sin(7 * t) ** 2)
+    whole = KeywordDetector(cfg).update(times, probs, verify)
+    det, pieces = KeywordDetector(cfg), []
+    for a, b in [(0, 1), (1, 2), (2, 50), (50, 51), (51, 333), (333, 600)]:
+        pieces += det.update(times[a:b], probs[a:b], verify)
+    assert len(whole) > 5 and pieces == whole
 
 
 def test_transcriber_drops_detections_the_word_model_rejects():

@@ -18,7 +18,6 @@ import sys
 import numpy as np
 
 from kws_tf.config import DetectorConfig, from_dict, to_dict
-from kws_tf.decisions import verify_score
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import keyword_stream, split_bank
 from kws_tf.runtime import Transcriber
@@ -65,22 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     base = from_dict(DetectorConfig, sidecar.get("thresholds", {}).get("detector", {}))
     best = None
     print(f"{args.split} split: {len(spans_arr)} keywords in {duration / 60:.0f} min; recall at <= {args.fa_per_hour:g} FA/h")
+    verify = (vt, vp) if len(vt) else None
     for smoothing, patience in itertools.product((1, 3, 5), (1, 2, 4)):
-        cfg = dataclasses.replace(base, smoothing_frames=smoothing, patience_frames=patience, verify_threshold=0.0)
-        # Verification only removes detections, so run the detector once per threshold and filter.
-        fired = {float(th): metrics.detections(t, pr, cfg, th) for th in THRESHOLDS}
-        row, scores = [], {}
+        cfg = dataclasses.replace(base, smoothing_frames=smoothing, patience_frames=patience)
+        row = []
         for window_s, verify_th in verify_choices:
             vcfg = dataclasses.replace(cfg, verify_window_s=window_s, verify_threshold=verify_th)
-            if window_s not in scores:  # the word model's score of each detection, once per window
-                scores[window_s] = {d: verify_score(vt, vp, d, vcfg) for d in set().union(*fired.values())} if len(vt) else {}
-            points = [metrics.det_point([d for d in dets if verify_th <= 0 or scores[window_s][d] >= verify_th], spans_arr, duration, th)
-                      for th, dets in fired.items()]
+            # The runtime's gate replayed on the traces: verification decides when it fires, not
+            # just which detections stay, so each setting is its own replay.
+            points = metrics.det_points(t, pr, spans_arr, duration, vcfg, THRESHOLDS, verify=verify)
             point = metrics.recall_at_fa(points, args.fa_per_hour)
             row.append(f"{point['recall'] or 0:.3f}")
             if point["recall"] is not None and (best is None or point["recall"] > best[0]):
                 best = (point["recall"], dataclasses.replace(vcfg, threshold=float(point["threshold"])))
-        print(f"  smoothing {smoothing}  patience {patience}: best recall {max(row)} (over {len(verify_choices)} verification settings)")
+        print(f"  smoothing {smoothing}  patience {patience}: best recall {max(row)} (over {len(verify_choices)} verification settings)", flush=True)
     if best is None:
         print("no setting meets the false-alarm budget", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from kws_tf.config import DetectorConfig
-from kws_tf.decisions import KeywordDetector, verify_detections
+from kws_tf.decisions import KeywordDetector, Verifier, verify_scores_at
 
 # Detection thresholds swept for the DET curve: a coarse grid plus fine steps near 1, where a
 # confident model's scores crowd, and 1.0001, which never fires (the zero-false-alarm end).
@@ -115,16 +115,25 @@ Trace = tuple[np.ndarray, np.ndarray]  # (n,) times (s) and (n,) scores, as the 
 
 def detections(times_s: np.ndarray, probs: np.ndarray, detector: DetectorConfig, threshold: float,
                verify: Trace | None = None) -> list[float]:
-    """Detection times of the runtime's keyword gate (``KeywordDetector``, then the word model's
+    """Detection times of the runtime's keyword gate (``KeywordDetector``, with the word model's
     verification when ``detector.verify_threshold`` > 0) at ``threshold`` over a whole score trace:
     ``(n,)`` frame times and ``(n,)`` probabilities, as the runtime fed them. ``verify`` is the word
     model's keyword-probability trace (``Transcriber.on_verify_scores``); without it detections are
     not verified."""
+    return _detections(times_s, probs, detector, threshold, _verifier(times_s, detector, verify))
+
+
+def _verifier(times_s: np.ndarray, detector: DetectorConfig, verify: Trace | None) -> Verifier | None:
+    """The word model's score for a candidate at any of ``times_s``, looked up from the trace."""
+    if verify is None or detector.verify_threshold <= 0:
+        return None
+    times = np.asarray(times_s, float)
+    return dict(zip(times.tolist(), verify_scores_at(times, verify[0], verify[1], detector).tolist())).__getitem__
+
+
+def _detections(times_s: np.ndarray, probs: np.ndarray, detector: DetectorConfig, threshold: float, check: Verifier | None) -> list[float]:
     cfg = dataclasses.replace(detector, threshold=float(threshold))
-    events = KeywordDetector(cfg).update(times_s, probs)
-    if verify is not None:
-        events = verify_detections(events, verify[0], verify[1], cfg)
-    return [e.time_s for e in events]
+    return [e.time_s for e in KeywordDetector(cfg).update(times_s, probs, check)]
 
 
 def det_points(times_s: np.ndarray, probs: np.ndarray, keyword_spans: np.ndarray, duration_s: float,
@@ -137,7 +146,8 @@ def det_points(times_s: np.ndarray, probs: np.ndarray, keyword_spans: np.ndarray
         One ``{"threshold", "recall", "miss_rate", "false_alarms", "fa_per_hour"}`` per threshold, in
         increasing threshold order.
     """
-    return [det_point(detections(times_s, probs, detector, th, verify), keyword_spans, duration_s, th, tolerance_s)
+    check = _verifier(times_s, detector, verify)
+    return [det_point(_detections(times_s, probs, detector, th, check), keyword_spans, duration_s, th, tolerance_s)
             for th in sorted(thresholds)]
 
 
