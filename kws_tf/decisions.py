@@ -171,18 +171,10 @@ def verify_windows(window_end_s: np.ndarray, fire_s: float, cfg: DetectorConfig)
     return (t >= fire_s - cfg.verify_window_s - 1e-6) & (t <= fire_s + 1e-6)
 
 
-def verify_score(window_end_s: np.ndarray, keyword_probs: np.ndarray, fire_s: float, cfg: DetectorConfig) -> float:
-    """The best keyword probability among the windows that verify a detection at ``fire_s`` (0 if
-    none). ``window_end_s`` must increase (a trace, or the windows the runtime ran, in time order)."""
-    t = np.asarray(window_end_s, float)
-    lo = np.searchsorted(t, fire_s - cfg.verify_window_s - 1e-6, "left")
-    hi = np.searchsorted(t, fire_s + 1e-6, "right")
-    return float(np.max(np.asarray(keyword_probs)[lo:hi])) if hi > lo else 0.0
-
-
-
 def verify_scores_at(times_s: np.ndarray, window_end_s: np.ndarray, keyword_probs: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
-    """``verify_score`` at each of ``times_s`` at once (for replaying a whole trace)."""
+    """For a candidate at each of ``times_s``: the best keyword probability among the word windows
+    that verify it (``verify_windows``; 0 where there are none). ``window_end_s`` must increase (a
+    trace, or the windows the runtime ran, in time order)."""
     t, ends = np.asarray(times_s, float), np.asarray(window_end_s, float)
     probs = np.append(np.asarray(keyword_probs, float), -np.inf)  # index len(ends): "no window"
     lo = np.searchsorted(ends, t - cfg.verify_window_s - 1e-6, "left")
@@ -191,6 +183,12 @@ def verify_scores_at(times_s: np.ndarray, window_end_s: np.ndarray, keyword_prob
     for k in range(int(np.max(hi - lo, initial=0))):
         best = np.maximum(best, probs[np.where(lo + k < hi, lo + k, len(ends))])
     return np.where(hi > lo, best, 0.0)
+
+
+def verify_score(window_end_s: np.ndarray, keyword_probs: np.ndarray, fire_s: float, cfg: DetectorConfig) -> float:
+    """``verify_scores_at`` for one candidate at ``fire_s``."""
+    return float(verify_scores_at(np.array([fire_s]), window_end_s, keyword_probs, cfg)[0])
+
 
 @dataclass
 class _Run:
