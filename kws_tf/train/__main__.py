@@ -12,7 +12,9 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# oneDNN kernels: a word-model training step runs 1.6x faster with them on this 2-core x86 CPU
+# (249 vs 154 examples/s; the GRU keyword model is within 10 %). They print one start-up notice.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, index_speech_commands  # noqa: E402
 from kws_tf.train.presets import PresetError, available_presets, load_preset  # noqa: E402
