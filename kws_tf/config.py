@@ -115,6 +115,11 @@ class WordConfig:
     noise_prob: float = 0.8
     snr_db: tuple[float, float] = (0.0, 25.0)
     gain_db: tuple[float, float] = (-10.0, 6.0)
+    # Reverb: this share of examples is convolved with a synthetic room impulse response (exponential
+    # noise tail, reverberation time and direct-to-reverberant ratio drawn from these ranges).
+    reverb_prob: float = 0.0
+    reverb_rt60_s: tuple[float, float] = (0.15, 0.8)
+    reverb_drr_db: tuple[float, float] = (-3.0, 12.0)
     silence_fraction: float = 0.06
     specaugment: bool = True
     freq_mask_bins: int = 6

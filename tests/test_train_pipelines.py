@@ -9,7 +9,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from kws_tf.config import FeatureConfig, KwsConfig, WordConfig  # noqa: E402
-from kws_tf.train.augment import NoiseBank, freq_mask, mix_at_snr, rms, speed_perturb, time_shift  # noqa: E402
+from kws_tf.train.augment import NoiseBank, freq_mask, mix_at_snr, reverberate, rms, speed_perturb, synthetic_rir, time_shift  # noqa: E402
 from kws_tf.train.kws_data import _timeline, kws_dataset  # noqa: E402
 from kws_tf.train.word_data import word_train_dataset  # noqa: E402
 
@@ -129,6 +129,34 @@ def test_time_shift_and_speed_keep_length():
     assert fast.shape == x.shape
     active = np.flatnonzero(np.abs(fast.numpy()) > 1e-3)
     assert 0.17 < (active[-1] - active[0]) / 16000 < 0.19  # 0.2 s burst played 1.1x faster
+
+
+def test_synthetic_rir_has_a_direct_path_and_a_decaying_tail_at_the_drr():
+    rir = synthetic_rir(tf.constant([3, 4], tf.int64), tf.constant(0.4), tf.constant(6.0), 8000, 16000).numpy()
+    assert rir.shape == (8000,) and rir[0] == 1.0
+    assert abs(10 * np.log10(1.0 / np.sum(rir[1:] ** 2)) - 6.0) < 1e-3  # direct-to-reverberant ratio
+    early, late = np.sum(rir[1:1600] ** 2), np.sum(rir[4800:6400] ** 2)  # 0-0.1 s vs 0.3-0.4 s
+    assert 10 * np.log10(early / late) > 30  # about 60 dB per 0.4 s
+
+
+def test_reverb_smears_a_burst_and_keeps_length_and_level():
+    x = tf.constant(burst_clips(1, 0.2, 0.4)[0] / 32768.0, tf.float32)
+    identity = tf.concat([[1.0], tf.zeros(4000)], axis=0)
+    np.testing.assert_allclose(reverberate(x, identity).numpy(), x.numpy(), atol=1e-5)
+    wet = reverberate(x, synthetic_rir(tf.constant([1, 2], tf.int64), tf.constant(0.6), tf.constant(0.0), 8000, 16000)).numpy()
+    assert wet.shape == (16000,) and abs(float(rms(wet)) - float(rms(x))) < 1e-4
+    assert np.sum(wet[6500:] ** 2) > 0.01 * np.sum(wet**2)  # energy carried past the burst's end at 0.4 s
+    assert np.sum(x.numpy()[6500:] ** 2) == 0
+    assert np.max(np.abs(wet[:3000])) < 1e-4  # nothing before the burst starts at 0.2 s (causal)
+
+
+def test_word_pipeline_reverb_is_seeded_and_changes_examples():
+    audio, labels, synth = burst_clips(4, 0.2, 0.5), np.array([0, 0, 1, 1], np.int32), np.zeros(4, bool)
+    make = lambda prob: word_train_dataset(audio, labels, synth, n_words=2, noise=NOISE, features=FEATS, batch_size=8, seed=2,
+                                           word=WordConfig(reverb_prob=prob, noise_prob=0.0, specaugment=False, silence_fraction=0.0))
+    dry, wet1, wet2 = (next(iter(make(p)))[0].numpy() for p in (0.0, 1.0, 1.0))
+    np.testing.assert_array_equal(wet1, wet2)
+    assert not np.allclose(dry, wet1, atol=1e-3)
 
 
 def test_partial_keywords_are_unlabelled_negatives():

@@ -1,5 +1,6 @@
 """Per-example audio augmentation in TensorFlow with stateless random ops (seeded per element):
-gain, time shift, speed perturbation, background noise at a random SNR (by RMS), SpecAugment."""
+gain, time shift, speed perturbation, reverb (synthetic room impulse responses), background noise
+at a random SNR (by RMS), SpecAugment."""
 
 from __future__ import annotations
 
@@ -66,6 +67,23 @@ def speed_perturb(audio: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
     batch_dims = len(audio.shape) - 1
     gather = lambda idx: tf.gather(audio, idx, batch_dims=batch_dims)
     return (gather(lo) * (1.0 - frac) + gather(hi) * frac) * valid
+
+
+def synthetic_rir(seed: tf.Tensor, rt60_s: tf.Tensor, drr_db: tf.Tensor, n_samples: int, sample_rate_hz: int) -> tf.Tensor:
+    """A ``(n_samples,)`` room impulse response: a unit direct path, then a diffuse tail of white
+    noise decaying by 60 dB over ``rt60_s`` whose energy sits ``drr_db`` below the direct path's."""
+    t = tf.range(1, n_samples, dtype=tf.float32) / float(sample_rate_hz)
+    tail = tf.random.stateless_normal((n_samples - 1,), seed) * tf.exp(-6.9078 * t / rt60_s)  # ln(1000): 60 dB
+    tail *= tf.pow(10.0, -drr_db / 20.0) / tf.sqrt(tf.reduce_sum(tf.square(tail)) + 1e-12)
+    return tf.concat([[1.0], tail], axis=0)
+
+
+def reverberate(audio: tf.Tensor, rir: tf.Tensor) -> tf.Tensor:
+    """``(samples,)`` convolved with ``rir`` (by FFT, cut to the input length), at the input's RMS."""
+    n = int(audio.shape[-1]) + int(rir.shape[-1])
+    fft_n = 1 << (n - 1).bit_length()
+    wet = tf.signal.irfft(tf.signal.rfft(audio, [fft_n]) * tf.signal.rfft(rir, [fft_n]), [fft_n])[: audio.shape[-1]]
+    return wet * rms(audio) / rms(wet)
 
 
 def spec_augment(features: tf.Tensor, seed: tf.Tensor, freq_mask_bins: int, time_mask_frames: int) -> tf.Tensor:

@@ -1,5 +1,6 @@
 """tf.data pipelines of 1 s word examples: balanced class sampling (real and synthetic clips mixed
-with a weight), gain, speed and time shift, background noise at a random SNR, log-mel, SpecAugment."""
+with a weight), gain, speed and time shift, reverb, background noise at a random SNR, log-mel,
+SpecAugment."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from kws_tf.config import FeatureConfig, WordConfig
-from kws_tf.train.augment import NoiseBank, mix_at_snr, speed_perturb, spec_augment, time_shift
+from kws_tf.train.augment import NoiseBank, mix_at_snr, reverberate, spec_augment, speed_perturb, synthetic_rir, time_shift
 from kws_tf.train.features_tf import log_mel_tf
 
 
@@ -44,6 +45,7 @@ def word_train_dataset(
     synth = _class_tables(labels, is_synthetic, n_words)
     n_samples = audio.shape[1]
     max_shift = int(word.time_shift_s * features.sample_rate_hz)
+    rir_n = int(word.reverb_rt60_s[1] * features.sample_rate_hz / 2)  # the tail is 30 dB down by then
 
     def pick(table, cls, seed_):
         flat, starts, counts = table
@@ -59,7 +61,12 @@ def word_train_dataset(
         x = tf.cast(audio_t[idx], tf.float32) / 32768.0
         x = x * tf.pow(10.0, tf.random.stateless_uniform((), s[4], *word.gain_db) / 20.0)
         x = speed_perturb(x, tf.random.stateless_uniform((), s[5], 0.9, 1.1))
-        x = time_shift(x, s[6], max_shift)
+        x = tf.ensure_shape(time_shift(x, s[6], max_shift), (n_samples,))
+        if word.reverb_prob > 0:
+            r = tf.random.experimental.stateless_split(s[6], 4)
+            rir = synthetic_rir(r[0], tf.random.stateless_uniform((), r[1], *word.reverb_rt60_s),
+                                tf.random.stateless_uniform((), r[2], *word.reverb_drr_db), rir_n, features.sample_rate_hz)
+            x = tf.where(tf.random.stateless_uniform((), r[3]) < word.reverb_prob, reverberate(x, rir), x)
         noise_unit = noise.crop(s[7], n_samples)
         add_noise = tf.random.stateless_uniform((), s[8]) < word.noise_prob
         snr = tf.random.stateless_uniform((), s[9], *word.snr_db)
