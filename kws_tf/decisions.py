@@ -237,6 +237,9 @@ class WordDecoder:
         self._words: list[WordEvent] = []
         self._open_s: float | None = None if self.gated else 0.0
         self._last_activity_s: float | None = None
+        # Where the audio ends, once the stream is finishing: later windows are mostly the silence
+        # padded after it and may only end words, not start them.
+        self.audio_end_s: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -273,7 +276,8 @@ class WordDecoder:
         score = float(smoothed[top])
         events: list[WordEvent | UtteranceEnd] = []
         label = self.labels[top] if top < len(self.labels) else f"class_{top}"
-        if bool(self._is_word[top]) and score >= self.cfg.threshold:
+        heard = self.audio_end_s is None or center < self.audio_end_s
+        if heard and bool(self._is_word[top]) and score >= self.cfg.threshold:
             if self._run is not None and self._run.label == label:
                 self._run.peak = max(self._run.peak, score)
                 self._run.last_start_s, self._run.last_center_s = start_s, center

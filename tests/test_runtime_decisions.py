@@ -86,6 +86,22 @@ def test_decoder_leaves_out_unsure_words_and_never_emits_silence():
     assert all(e.word != "_silence_" for e in events if isinstance(e, WordEvent))
 
 
+def test_decoder_starts_no_word_in_the_padding_after_the_audio_ends():
+    """At the end of a stream the windows run on into padded silence: a word whose windows are all
+    centred past the audio's end is not in the audio; one that began before it still ends there."""
+    seq = [(0, 0.95)] * 10 + [(2, 0.9)] * 6  # window centres 0.5 ... 2.0 s; "two" from 1.5 s on
+    dec = WordDecoder(DecoderConfig(smoothing_windows=1), LABELS, gated=False)
+    dec.audio_end_s = 1.45
+    events = [e for s, e_, p in windows(seq) for e in dec.update(s, e_, p)] + dec.close(2.5)
+    assert [e.word for e in events if isinstance(e, WordEvent)] == []
+    events, dec = decode(seq, gated=False)
+    assert [e.word for e in events + dec.close(2.5) if isinstance(e, WordEvent)] == ["two"]  # without an end: heard
+    dec = WordDecoder(DecoderConfig(smoothing_windows=1), LABELS, gated=False)
+    dec.audio_end_s = 1.75  # "two" starts before the end: kept
+    events = [e for s, e_, p in windows(seq) for e in dec.update(s, e_, p)] + dec.close(2.5)
+    assert [e.word for e in events if isinstance(e, WordEvent)] == ["two"]
+
+
 def test_decoder_merges_a_word_split_by_one_unsure_window():
     seq = [(1, 0.9)] * 3 + [(1, 0.3)] + [(1, 0.9)] * 3 + [(0, 0.99)] * 30
     events, _ = decode(seq, merge_gap_s=0.3)
