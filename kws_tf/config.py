@@ -157,3 +157,7 @@ class DecoderConfig:
     pause_s: float = 1.5  # the utterance ends after this long without a word
     max_s: float = 8.0  # and at the latest this long after the keyword
     merge_gap_s: float = 0.3  # two runs of the same word this close together are one word
+    # A window whose loudest log-mel value is below this holds no word (about -80 dBFS of white noise;
+    # real clips reach 1 or more): it counts as silence without running the word model. Training never
+    # shows the model digital silence, and a word model heard "two" in it.
+    min_log_mel: float = -10.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws_tf.config import DecoderConfig, DetectorConfig, FeatureConfig, from_dict
+from kws_tf.config import SILENCE_LABEL, DecoderConfig, DetectorConfig, FeatureConfig, from_dict
 from kws_tf.dataset import fit_length
 from kws_tf.decisions import (Event, KeywordDetector, KeywordEvent, UtteranceEnd, WordDecoder, WordEvent, clamp_event, is_word_label,
                                verify_score, verify_windows)
@@ -253,10 +253,17 @@ class Transcriber:
             self._next_word_end = self._grid_end(first)
         return events
 
+    def _word_probs(self, window: np.ndarray) -> np.ndarray:
+        """The word model's ``(classes,)`` softmax on a ``(word_frames, n_mels)`` window, or all on
+        ``_silence_`` for a window without sound (``DecoderConfig.min_log_mel``)."""
+        if window.max() < self.decoder_cfg.min_log_mel and SILENCE_LABEL in self.labels:
+            return np.eye(len(self.labels), dtype=np.float32)[self.labels.index(SILENCE_LABEL)]
+        return np.asarray(self.word_runner(window), np.float32).reshape(-1)
+
     def _keyword_probs(self, ends: np.ndarray) -> np.ndarray:
         """The word model's keyword probability on the 1 s windows ending at frames ``ends``."""
-        return np.array([float(np.asarray(self.word_runner(self._frames.window(int(e), self.word_frames))).reshape(-1)[self._keyword_index])
-                         for e in ends], np.float32)
+        return np.array([float(self._word_probs(self._frames.window(int(e), self.word_frames))[self._keyword_index]) for e in ends],
+                        np.float32)
 
     def _verify_at(self, fire_s: float) -> float:
         """The word model's second opinion on a candidate at ``fire_s`` (``decisions.verify_score``
@@ -292,7 +299,7 @@ class Transcriber:
     def _run_words(self) -> list[Event]:
         end = self._next_word_end
         self._next_word_end += self.word_hop_frames
-        probs = self.word_runner(self._frames.window(end, self.word_frames))
+        probs = self._word_probs(self._frames.window(end, self.word_frames))
         start_s = (end - self.word_frames) * self.features.hop_ms / 1000.0
         return self.decoder.update(start_s, self._frame_time_s(end - 1), probs)
 

@@ -148,3 +148,25 @@ def test_transcriber_gated_no_gate_and_single_word():
 def test_no_keyword_means_no_words_when_gated():
     result = fake_transcriber().transcribe(synth([("", 0.5), ("one", 0.5), ("", 0.5), ("two", 0.5), ("", 2.0)]))
     assert result.keywords == [] and result.words == [] and result.text == ""
+
+
+def test_windows_without_sound_count_as_silence_without_running_the_word_model():
+    """Digital silence (a padded file, a muted input) is nothing the word model was trained on; the
+    runtime calls such windows silence instead of asking it (a trained model once heard "two" there)."""
+    from kws_tf.config import FeatureConfig
+    from kws_tf.runtime import Transcriber
+    from runtime_fakes import KERNEL, KWS_FRAMES, LABELS as FAKE_LABELS, STRIDE, WORD_FRAMES, fake_kws
+
+    cfg, calls = FeatureConfig(), []
+
+    def confused(features):  # hears "one" in anything
+        calls.append(float(features.max()))
+        probs = np.full(len(FAKE_LABELS), 0.01, np.float32)
+        probs[FAKE_LABELS.index("one")] = 0.96
+        return probs
+
+    tr = Transcriber(cfg, fake_kws(cfg), KWS_FRAMES, KERNEL, STRIDE, confused, WORD_FRAMES, FAKE_LABELS, mode="no_gate")
+    assert tr.transcribe(np.zeros(4 * 16000, np.float32)).words == [] and calls == []
+    quiet = (np.random.default_rng(0).standard_normal(4 * 16000) * 10 ** (-60 / 20)).astype(np.float32)  # -60 dBFS: sound
+    words = tr.transcribe(quiet).words
+    assert words and {w.word for w in words} == {"one"} and min(calls) > DecoderConfig().min_log_mel
