@@ -12,8 +12,9 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# oneDNN kernels: a word-model training step runs 1.6x faster with them on this 2-core x86 CPU
-# (249 vs 154 examples/s; the GRU keyword model is within 10 %). They print one start-up notice.
+# oneDNN kernels: a word-model training step runs 1.8x faster with them on this 2-core x86 CPU
+# (tools/benchmark_pipeline.py: 352 vs 195 examples/s; the GRU keyword step is the same). They print
+# one start-up notice.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, index_speech_commands  # noqa: E402
