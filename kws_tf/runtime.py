@@ -141,6 +141,9 @@ class Transcriber:
         self.on_kws_scores: Callable[[np.ndarray, np.ndarray], None] | None = None
         self.keyword = keyword
         self._keyword_index = self.labels.index(keyword) if keyword in self.labels else None
+        # What a window without sound scores (DecoderConfig.min_log_mel); None: no silence class.
+        self._silence_probs = (np.eye(len(self.labels), dtype=np.float32)[self.labels.index(SILENCE_LABEL)]
+                               if SILENCE_LABEL in self.labels else None)
         if detector.verify_threshold > 0 and self._keyword_index is None:
             log.warning("the word model has no class %r: keyword detections are not verified", keyword)
         # Called with ``(window_end_s, keyword_probs)`` of the word model on every word-hop window
@@ -256,8 +259,8 @@ class Transcriber:
     def _word_probs(self, window: np.ndarray) -> np.ndarray:
         """The word model's ``(classes,)`` softmax on a ``(word_frames, n_mels)`` window, or all on
         ``_silence_`` for a window without sound (``DecoderConfig.min_log_mel``)."""
-        if window.max() < self.decoder_cfg.min_log_mel and SILENCE_LABEL in self.labels:
-            return np.eye(len(self.labels), dtype=np.float32)[self.labels.index(SILENCE_LABEL)]
+        if self._silence_probs is not None and window.max() < self.decoder_cfg.min_log_mel:
+            return self._silence_probs
         return np.asarray(self.word_runner(window), np.float32).reshape(-1)
 
     def _keyword_probs(self, ends: np.ndarray) -> np.ndarray:

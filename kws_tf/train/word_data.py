@@ -64,9 +64,11 @@ def word_train_dataset(
         x = tf.ensure_shape(time_shift(x, s[6], max_shift), (n_samples,))
         if word.reverb_prob > 0:
             r = tf.random.experimental.stateless_split(s[6], 4)
-            rir = synthetic_rir(r[0], tf.random.stateless_uniform((), r[1], *word.reverb_rt60_s),
-                                tf.random.stateless_uniform((), r[2], *word.reverb_drr_db), rir_n, features.sample_rate_hz)
-            x = tf.where(tf.random.stateless_uniform((), r[3]) < word.reverb_prob, reverberate(x, rir), x)
+            rt60 = tf.random.stateless_uniform((), r[1], *word.reverb_rt60_s)
+            drr = tf.random.stateless_uniform((), r[2], *word.reverb_drr_db)
+            wet = lambda: reverberate(x, synthetic_rir(r[0], rt60, drr, rir_n, features.sample_rate_hz))
+            # tf.cond, not tf.where: the RIR and the convolution are made only for examples that get reverb.
+            x = tf.cond(tf.random.stateless_uniform((), r[3]) < word.reverb_prob, wet, lambda: x)
         noise_unit = noise.crop(s[7], n_samples)
         add_noise = tf.random.stateless_uniform((), s[8]) < word.noise_prob
         snr = tf.random.stateless_uniform((), s[9], *word.snr_db)
