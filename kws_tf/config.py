@@ -87,6 +87,19 @@ class KwsConfig:
     # masked over the whole clip (no time masks: they could erase a keyword that its labels still mark).
     freq_masks: int = 0
     freq_mask_bins: int = 6
+    # Which clips the training timeline draws: where a pool holds both kinds, a synthetic clip with
+    # probability synthetic_weight (None: real and synthetic clips pooled as they come), and this share
+    # of the other-word slots from confusable_words, the words a keyword model mistakes for the keyword
+    # (tools/keyword_confusions.py ranks them for a trained model). Validation clips are drawn plainly.
+    synthetic_weight: float | None = None
+    confusable_words: tuple[str, ...] = ()
+    confusable_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.synthetic_weight is not None and not 0.0 <= self.synthetic_weight <= 1.0:
+            raise ValueError(f"synthetic_weight must be null or within 0..1, not {self.synthetic_weight}")
+        if not 0.0 <= self.confusable_prob <= 1.0:
+            raise ValueError(f"confusable_prob must be within 0..1, not {self.confusable_prob}")
 
     def clip_samples(self, features: FeatureConfig) -> int:
         return int(round(self.clip_s * features.sample_rate_hz))

@@ -10,7 +10,7 @@ tf = pytest.importorskip("tensorflow")
 
 from kws_tf.config import FeatureConfig, KwsConfig, WordConfig  # noqa: E402
 from kws_tf.train.augment import NoiseBank, freq_mask, mix_at_snr, reverberate, rms, speed_perturb, synthetic_rir, time_shift  # noqa: E402
-from kws_tf.train.kws_data import _timeline, kws_dataset  # noqa: E402
+from kws_tf.train.kws_data import _group_picker, _timeline, group_probs, kws_dataset  # noqa: E402
 from kws_tf.train.word_data import word_train_dataset  # noqa: E402
 
 FEATS = FeatureConfig()
@@ -75,6 +75,47 @@ def test_keyword_labels_follow_each_inserted_keyword():
         assert abs(labels.sum() - len(ends) * kcfg.label_s / kcfg.output_hop_s(FEATS)) <= len(ends)
         checked += len(ends)
     assert checked >= 5
+
+
+def test_group_probs_weigh_confusable_and_synthetic_clips():
+    # groups: real, synthetic, confusable real, confusable synthetic
+    np.testing.assert_allclose(group_probs([100, 300, 10, 20], 0.3, 0.25), [0.525, 0.175, 0.225, 0.075])
+    np.testing.assert_allclose(group_probs([100, 300, 10, 20], 0.3, None), [0.175, 0.525, 0.1, 0.2])  # pooled by count
+    np.testing.assert_allclose(group_probs([100, 300, 0, 0], 0.3, 0.25), [0.75, 0.25, 0, 0])  # no confusable clips
+    np.testing.assert_allclose(group_probs([0, 300, 0, 20], 0.3, 0.25), [0, 0.7, 0, 0.3])  # no real clips
+    np.testing.assert_allclose(group_probs([0, 0, 4, 0], 0.3, 0.25), [0, 0, 1, 0])  # only confusable clips
+
+
+def test_group_picker_draws_groups_by_probability_and_clips_uniformly():
+    groups = np.array([0] * 10 + [1] * 30 + [2] * 5 + [3] * 5)
+    probs = group_probs(np.bincount(groups, minlength=4), 0.3, 0.25)
+    idx = _group_picker(groups, probs)(tf.constant([1, 2], tf.int64), (20000,)).numpy()
+    np.testing.assert_allclose(np.bincount(groups[idx], minlength=4) / len(idx), probs, atol=0.015)
+    per_clip = np.bincount(idx[groups[idx] == 0], minlength=10)[:10]
+    assert per_clip.min() > 0.8 * per_clip.mean()
+
+
+def test_kws_clips_draw_confusable_words_at_their_share():
+    """Keyword clips silent, plain other words a low tone, confusable ones a high tone: with
+    confusable_prob 1 every word heard is the high tone, with 0 the low one."""
+    t = np.arange(int(0.2 * 16000), int(0.6 * 16000))
+    other = np.zeros((4, 16000), np.int16)
+    other[:2, t] = (16000 * np.sin(2 * np.pi * 300 * t / 16000)).astype(np.int16)
+    other[2:, t] = (16000 * np.sin(2 * np.pi * 3000 * t / 16000)).astype(np.int16)
+    confusable = np.array([False, False, True, True])
+
+    low_bin, high_bin = 4, 26  # the mel bins of the two tones
+
+    def high_over_low(prob: float) -> np.ndarray:
+        kcfg = KwsConfig(clip_s=4.0, noise_prob=0.0, confusable_prob=prob)
+        ds = kws_dataset(np.zeros((2, 16000), np.int16), np.full(2, 0.5, np.float32), other, noise=NOISE, features=FEATS, kws=kcfg,
+                         batch_size=8, seed=4, other_confusable=confusable, other_synthetic=np.zeros(4, bool))
+        x = next(iter(ds))[0].numpy()
+        return x[:, :, high_bin].max(axis=1) - x[:, :, low_bin].max(axis=1)  # (B,) > 0 where the high tone is louder
+
+    high, low = high_over_low(1.0), high_over_low(0.0)
+    assert (high > -1).all() and (high > 3).sum() >= 4  # clips without any word are about 0
+    assert (low < 1).all() and (low < -3).sum() >= 4
 
 
 def test_timeline_lays_words_at_their_offsets():

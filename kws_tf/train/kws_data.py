@@ -29,6 +29,48 @@ def _timeline(words: tf.Tensor, offsets: tf.Tensor, clip_n: int) -> tf.Tensor:
     return tf.pad(line, [[0, clip_n - tf.shape(line)[0]]])
 
 
+def group_probs(counts: np.ndarray, confusable_prob: float, synthetic_weight: float | None) -> np.ndarray:
+    """Draw probabilities of the four clip groups ``2 * confusable + synthetic`` from their clip
+    ``counts``: confusable with ``confusable_prob``, then synthetic with ``synthetic_weight``; an empty
+    group passes its share to its neighbour, and ``synthetic_weight=None`` pools real and synthetic
+    clips in proportion to their counts."""
+    counts = np.asarray(counts, float).reshape(2, 2)
+    level = counts.sum(axis=1)
+    p_level = np.array([1.0 - confusable_prob, confusable_prob]) if level.all() else (level > 0).astype(float)
+    probs = np.zeros((2, 2))
+    for c in range(2):
+        if level[c] == 0:
+            continue
+        if synthetic_weight is None or not counts[c].all():
+            probs[c] = counts[c] / level[c]
+        else:
+            probs[c] = [1.0 - synthetic_weight, synthetic_weight]
+        probs[c] *= p_level[c]
+    return probs.reshape(-1) / max(probs.sum(), 1e-12)
+
+
+def _group_picker(groups: np.ndarray, probs: np.ndarray):
+    """``pick(seed, shape) -> (shape,) int32`` clip indices: a group drawn with ``probs``, then a clip
+    of that group uniformly. ``groups``: ``(n,)`` group id (0-3) of each clip."""
+    members = [np.flatnonzero(groups == g) for g in range(len(probs))]
+    flat = tf.constant(np.concatenate(members + [np.zeros(1, np.int64)]).astype(np.int32))  # one pad entry keeps gathers valid
+    counts_np = np.array([len(m) for m in members], np.int32)
+    counts = tf.constant(np.maximum(counts_np, 1))
+    starts = tf.constant(np.concatenate([[0], np.cumsum(counts_np)[:-1]]).astype(np.int32))
+    cum = np.cumsum(probs)
+    cum[int(np.flatnonzero(probs > 0).max()) if (probs > 0).any() else -1:] = 1.0  # round-off never picks past the last group
+    cum = tf.constant(cum, tf.float32)
+
+    def pick(seed_: tf.Tensor, shape) -> tf.Tensor:
+        s = tf.random.experimental.stateless_split(seed_, 2)
+        group = tf.minimum(tf.searchsorted(cum, tf.random.stateless_uniform(shape, s[0]), side="right"), len(probs) - 1)
+        n = tf.gather(counts, group)
+        k = tf.minimum(tf.cast(tf.random.stateless_uniform(shape, s[1]) * tf.cast(n, tf.float32), tf.int32), n - 1)
+        return tf.gather(flat, tf.gather(starts, group) + k)
+
+    return pick
+
+
 def kws_dataset(
     keyword_audio: np.ndarray,
     keyword_end_s: np.ndarray,
@@ -42,6 +84,9 @@ def kws_dataset(
     repeat: bool = True,
     n_examples: int | None = None,
     keyword_start_s: np.ndarray | None = None,
+    keyword_synthetic: np.ndarray | None = None,
+    other_synthetic: np.ndarray | None = None,
+    other_confusable: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Batches of ``((B, input_frames, n_mels) float32, (B, output_frames, 1) float32)``.
 
@@ -50,6 +95,8 @@ def kws_dataset(
         keyword_end_s: ``(Nk,)`` float32, where the spoken keyword ends inside each clip.
         keyword_start_s: ``(Nk,)`` float32, where it starts (for partial-keyword negatives; default 0).
         other_audio: ``(No, word_samples)`` int16 clips of other words (negatives).
+        keyword_synthetic, other_synthetic, other_confusable: ``(Nk,)``/``(No,)`` bool flags for
+            ``kws.synthetic_weight`` and ``kws.confusable_prob`` (default: all real, none confusable).
         repeat: endless (training) or ``n_examples`` elements (validation).
     """
     sr = features.sample_rate_hz
@@ -59,9 +106,14 @@ def kws_dataset(
     frame_time = tf.constant([kws.output_frame_time_s(t, features) for t in range(kws.output_frames(features))], tf.float32)
     kw_t, kw_end_t = tf.constant(keyword_audio), tf.constant(keyword_end_s, tf.float32)
     kw_start_t = tf.zeros_like(kw_end_t) if keyword_start_s is None else tf.constant(keyword_start_s, tf.float32)
+    flags = lambda f, n: np.zeros(n, bool) if f is None else np.asarray(f, bool).reshape(n)
+    kw_groups = flags(keyword_synthetic, len(keyword_audio)).astype(int)
+    other_groups = 2 * flags(other_confusable, len(other_audio)) + flags(other_synthetic, len(other_audio)).astype(int)
     if len(other_audio) == 0:
-        other_audio = np.zeros((1, word_n), np.int16)
+        other_audio, other_groups = np.zeros((1, word_n), np.int16), np.zeros(1, int)
     other_t = tf.constant(other_audio)
+    pick_kw = _group_picker(kw_groups, group_probs(np.bincount(kw_groups, minlength=4), 0.0, kws.synthetic_weight))
+    pick_other = _group_picker(other_groups, group_probs(np.bincount(other_groups, minlength=4), kws.confusable_prob, kws.synthetic_weight))
 
     def level(seed_, low_high, shape=()):
         return tf.pow(10.0, tf.random.stateless_uniform(shape, seed_, *low_high) / 20.0)
@@ -87,8 +139,7 @@ def kws_dataset(
         is_kw &= tf.cumsum(tf.cast(is_kw, tf.int32)) <= kws.max_keywords
         is_other = fits & (kind >= KEYWORD_PROB) & (kind < KEYWORD_PROB + OTHER_PROB)
         is_other &= tf.cumsum(tf.cast(is_other, tf.int32)) <= kws.max_other_words
-        kw_idx = tf.random.stateless_uniform((slots,), s[7], 0, tf.shape(kw_t)[0], dtype=tf.int32)
-        other_idx = tf.random.stateless_uniform((slots,), s[8], 0, tf.shape(other_t)[0], dtype=tf.int32)
+        kw_idx, other_idx = pick_kw(s[7], (slots,)), pick_other(s[8], (slots,))
         partial = is_other & (tf.random.stateless_uniform((slots,), s[12]) < kws.partial_keyword_prob)
         words = tf.where((is_kw | partial)[:, None], tf.gather(kw_t, kw_idx), tf.gather(other_t, other_idx))
         words = tf.cast(words, tf.float32) / 32768.0

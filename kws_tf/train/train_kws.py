@@ -69,10 +69,21 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
         extents = np.array([speech_extent(a, feats.sample_rate_hz) for a in kw.audio], np.float32).reshape(-1, 2)
         data[split] = (kw, extents, other)
 
+    synthetic_paths = {c.path for c in synthetic.clips} if synthetic else set()
+    unknown = sorted(set(kcfg.confusable_words) - {c.word for ix in sources for c in ix.clips})
+    if unknown:
+        log.warning("confusable words without clips (ignored): %s", ", ".join(unknown))
+
     def dataset(split: str, split_seed: int, repeat: bool, n_examples: int | None = None):
         kw, extents, other = data[split]
+        # Only training clips are drawn by weight; validation and test clips come as they are.
+        flags = {}
+        if split == "train":
+            flags = {"keyword_synthetic": np.array([c.path in synthetic_paths for c in kw.clips], bool),
+                     "other_synthetic": np.array([c.path in synthetic_paths for c in other.clips], bool),
+                     "other_confusable": np.array([c.word in kcfg.confusable_words for c in other.clips], bool)}
         return kws_dataset(kw.audio, extents[:, 1], other.audio, noise=noise, features=feats, kws=kcfg, batch_size=tcfg.batch_size,
-                           seed=split_seed, repeat=repeat, n_examples=n_examples, keyword_start_s=extents[:, 0])
+                           seed=split_seed, repeat=repeat, n_examples=n_examples, keyword_start_s=extents[:, 0], **flags)
 
     train_ds = dataset("train", seed, True)
     it = iter(train_ds)
@@ -112,7 +123,12 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
             "train_examples_per_s": tcfg.steps_per_epoch * tcfg.batch_size / epoch_s if epoch_s else None,
         },
         "data": {"index": index.summary(), "keyword_clips": {s: len(d[0].clips) for s, d in data.items()},
-                 "other_clips": {s: len(d[2].clips) for s, d in data.items()}},
+                 "other_clips": {s: len(d[2].clips) for s, d in data.items()},
+                 "train_synthetic_clips": {"keyword": sum(c.path in synthetic_paths for c in data["train"][0].clips),
+                                           "other": sum(c.path in synthetic_paths for c in data["train"][2].clips)},
+                 "train_confusable_clips": sum(c.word in kcfg.confusable_words for c in data["train"][2].clips),
+                 "synthetic_weight": kcfg.synthetic_weight, "confusable_words": list(kcfg.confusable_words),
+                 "confusable_prob": kcfg.confusable_prob},
     }
     sidecar = {
         "labels": [keyword],
