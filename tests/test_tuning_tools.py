@@ -67,3 +67,22 @@ def test_cached_runner_runs_each_distinct_input_once():
     a, b = np.ones((3, 2), np.float32), np.zeros((3, 2), np.float32)
     assert run(a)[0] == 6 and run(a.copy())[0] == 6 and run(b)[0] == 0
     assert len(calls) == 2
+
+
+def test_keyword_confusions_ranks_words_and_suggests_them(models, tiny_data_dir, capsys):
+    tool = _tool("keyword_confusions")
+    assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "train", "--min-rate", "0", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if "mean peak" in line]
+    assert [r[0] for r in rows][0] == "stop" and sorted(r[0] for r in rows) == ["no", "stop", "up", "yes"]
+    assert all(int(r[1]) >= 7 for r in rows)  # 8 training clips per word (one "no" clip is corrupt)
+    rates = [float(r[3].rstrip("%")) for r in rows[1:]]
+    assert rates == sorted(rates, reverse=True)
+    suggestion = next(line for line in out.splitlines() if "kws_data.confusable_words=" in line)
+    assert sorted(json.loads(suggestion.split("confusable_words=")[1].split("'")[0])) == ["no", "up", "yes"]
+
+
+def test_keyword_confusions_bad_data_dir_is_one_line(models, tmp_path, capsys):
+    assert _tool("keyword_confusions").main(["--models", models, "--data-dir", str(tmp_path / "missing"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "missing" in err[0]
