@@ -146,3 +146,13 @@ def test_a_word_the_data_lacks_trains_from_synthetic_clips(tmp_path):
     assert sidecar["labels"] == ["yes", "no", "left", "_silence_"]
     assert sidecar["data"]["synthetic_clips"] == 4
     assert "left" not in sidecar["metrics"]["test"]["per_word"]  # no real test clips of it
+
+
+def test_conversion_failure_note_names_the_crash_not_the_log_noise():
+    pytest.importorskip("tensorflow")
+    from kws_tf.train.export import _failure
+
+    log_line = "I0000 00:00:1796144034.946283   21194 port.cc:153] oneDNN custom operations are on."
+    assert _failure(-11, log_line + "\n") == "killed by SIGSEGV"
+    assert _failure(1, "Traceback ...\nValueError: bad op\n" + log_line) == "exit 1: ValueError: bad op"
+    assert _failure(2, log_line) == "exit 2"

@@ -1,9 +1,9 @@
 """Which words does a keyword model mistake for its keyword? Each clip of a split is laid alone into
-the keyword model's window of background noise (10 s; at --snr-db, as ``kws_tf.evaluate`` mixes speech), the keyword model (TFLite,
-the runtime's features) scores the clip, and the words are ranked by how often their peak score
-reaches --threshold. Prints a ``--set kws_data.confusable_words=[...]`` line for the words at or
-above --min-rate, to draw them more often in the next keyword training run. Run it on the TRAINING
-split: the words listed then shape training, and validation and test stay untouched.
+the keyword model's window (10 s) of background noise at --snr-db (mixed as ``kws_tf.evaluate`` mixes
+speech), the keyword model (TFLite, the runtime's features) scores it, and the words are ranked by how
+often their peak score reaches --threshold. Prints a ``--set kws_data.confusable_words=[...]`` line for
+the words at or above --min-rate, to draw them more often in the next keyword training run. Run it on
+the TRAINING split: the words listed then shape training, and validation and test stay untouched.
 
     python tools/keyword_confusions.py --models saved_models --data-dir ../shared/speech_commands_subset \
         [--split train] [--snr-db 10] [--threshold 0.5] [--min-rate 0.1]

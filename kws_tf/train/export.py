@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,6 +51,19 @@ def convert(saved_model_dir: str, mode: str, representative: np.ndarray | None =
     return converter.convert()
 
 
+def _failure(returncode: int, stderr: str) -> str:
+    """``"killed by SIGSEGV"`` or ``"exit 1: <last message>"``: how a conversion child ended, without
+    the TensorFlow/absl log lines (``I0000 ...``) that a crash leaves as the last thing on stderr."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    noise = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages)")
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not noise.match(ln.strip())]
+    return f"exit {returncode}" + (f": {lines[-1][:200]}" if lines else "")
+
+
 def convert_full_integer_isolated(saved_model_dir: str, representative: np.ndarray, timeout_s: float = 900) -> tuple[bytes | None, str]:
     """Full-integer conversion in a child process: the calibrator segfaults on GRU WHILE loops
     (TF 2.20/2.21), which must not take the training run down. Returns (model or None, reason)."""
@@ -61,8 +76,7 @@ def convert_full_integer_isolated(saved_model_dir: str, representative: np.ndarr
         except subprocess.TimeoutExpired:
             return None, f"full-integer conversion timed out after {timeout_s:.0f} s"
         if proc.returncode != 0 or not os.path.exists(out):
-            tail = (proc.stderr.strip().splitlines() or [""])[-1][:200]
-            return None, f"full-integer conversion failed (exit {proc.returncode}{', ' + tail if tail else ''})"
+            return None, f"full-integer conversion failed ({_failure(proc.returncode, proc.stderr)})"
         with open(out, "rb") as f:
             return f.read(), "full-integer int8 (float input/output)"
 
