@@ -18,11 +18,13 @@ from collections import defaultdict
 
 import numpy as np
 
+from kws_tf.config import FeatureConfig, from_dict
 from kws_tf.dataset import DataError
 from kws_tf.evaluate.streams import mix, split_bank
 from kws_tf.features import log_mel
-from kws_tf.sidecar import ModelDirError, load_sidecar
+from kws_tf.sidecar import ModelDirError, load_sidecar, model_file
 from kws_tf.tflite_model import ModelLoadError, TFLiteModel
+
 
 def peak_scores(model: TFLiteModel, bank, features, keyword: str, clip_s: float, snr_db: float, seed: int,
                 progress: bool = True) -> dict[str, np.ndarray]:
@@ -54,11 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 
-    from kws_tf.config import FeatureConfig, from_dict
-
     try:
         sidecar = load_sidecar(args.models, "kws")
-        model = TFLiteModel(f"{args.models}/kws/{args.precision}.tflite")
+        model = TFLiteModel(model_file(args.models, "kws", sidecar, args.precision))
         bank = split_bank(args.data_dir, args.split)
     except (ModelDirError, ModelLoadError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     confusable = [w for w in sorted(rate, key=lambda w: -rate[w]) if w != keyword and rate[w] >= args.min_rate]
     print(f"words firing on >= {args.min_rate:.0%} of their clips: {', '.join(confusable) or '(none)'}")
     if confusable:
-        print(f"next run: --set 'kws_data.confusable_words={json.dumps(confusable)}' --set kws_data.confusable_prob=0.35")
+        print(f"next run: --set 'kws_data.confusable_words={json.dumps(confusable)}' --set kws_data.confusable_prob=0.4")
     return 0
 
 
