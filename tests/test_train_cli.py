@@ -47,6 +47,13 @@ def test_tiny_run_skips_and_counts_the_corrupt_clip(tiny_models_dir):
     assert load_sidecar(tiny_models_dir, "words")["data"]["skipped_unreadable"] == 1
 
 
+def test_tiny_keyword_run_draws_its_confusable_words(tiny_models_dir):
+    data = load_sidecar(tiny_models_dir, "kws")["data"]
+    assert data["confusable_words"] == ["up"] and data["confusable_prob"] == 0.3  # from training/tiny.json
+    assert data["train_confusable_clips"] == 8  # "up" from the four training speakers, two clips each
+    assert data["train_synthetic_clips"] == {"keyword": 0, "other": 0}
+
+
 def test_model_builders_output_shapes():
     pytest.importorskip("tensorflow")
     from kws_tf.config import FeatureConfig, KwsConfig
