@@ -10,6 +10,7 @@ import tensorflow as tf
 from kws_tf.config import FeatureConfig, KwsConfig
 from kws_tf.train.augment import NoiseBank, freq_mask, rms, speed_perturb
 from kws_tf.train.features_tf import log_mel_tf
+from kws_tf.train.word_data import class_tables
 
 KEYWORD_PROB = 0.3  # chance that a slot on the timeline holds the keyword
 OTHER_PROB = 0.45  # ... or another word (else it stays empty)
@@ -52,11 +53,7 @@ def group_probs(counts: np.ndarray, confusable_prob: float, synthetic_weight: fl
 def _group_picker(groups: np.ndarray, probs: np.ndarray):
     """``pick(seed, shape) -> (shape,) int32`` clip indices: a group drawn with ``probs``, then a clip
     of that group uniformly. ``groups``: ``(n,)`` group id (0-3) of each clip."""
-    members = [np.flatnonzero(groups == g) for g in range(len(probs))]
-    flat = tf.constant(np.concatenate(members + [np.zeros(1, np.int64)]).astype(np.int32))  # one pad entry keeps gathers valid
-    counts_np = np.array([len(m) for m in members], np.int32)
-    counts = tf.constant(np.maximum(counts_np, 1))
-    starts = tf.constant(np.concatenate([[0], np.cumsum(counts_np)[:-1]]).astype(np.int32))
+    flat, starts, counts = class_tables(groups, np.ones(len(groups), bool), len(probs))
     cum = np.cumsum(probs)
     cum[int(np.flatnonzero(probs > 0).max()) if (probs > 0).any() else -1:] = 1.0  # round-off never picks past the last group
     cum = tf.constant(cum, tf.float32)
@@ -64,7 +61,7 @@ def _group_picker(groups: np.ndarray, probs: np.ndarray):
     def pick(seed_: tf.Tensor, shape) -> tf.Tensor:
         s = tf.random.experimental.stateless_split(seed_, 2)
         group = tf.minimum(tf.searchsorted(cum, tf.random.stateless_uniform(shape, s[0]), side="right"), len(probs) - 1)
-        n = tf.gather(counts, group)
+        n = tf.maximum(tf.gather(counts, group), 1)
         k = tf.minimum(tf.cast(tf.random.stateless_uniform(shape, s[1]) * tf.cast(n, tf.float32), tf.int32), n - 1)
         return tf.gather(flat, tf.gather(starts, group) + k)
 

@@ -74,16 +74,17 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
     if unknown:
         log.warning("confusable words without clips (ignored): %s", ", ".join(unknown))
 
+    # Only training clips are drawn by weight; validation and test clips come as they are.
+    train_kw, _, train_other = data["train"]
+    train_flags = {"keyword_synthetic": np.array([c.path in synthetic_paths for c in train_kw.clips], bool),
+                   "other_synthetic": np.array([c.path in synthetic_paths for c in train_other.clips], bool),
+                   "other_confusable": np.array([c.word in kcfg.confusable_words for c in train_other.clips], bool)}
+
     def dataset(split: str, split_seed: int, repeat: bool, n_examples: int | None = None):
         kw, extents, other = data[split]
-        # Only training clips are drawn by weight; validation and test clips come as they are.
-        flags = {}
-        if split == "train":
-            flags = {"keyword_synthetic": np.array([c.path in synthetic_paths for c in kw.clips], bool),
-                     "other_synthetic": np.array([c.path in synthetic_paths for c in other.clips], bool),
-                     "other_confusable": np.array([c.word in kcfg.confusable_words for c in other.clips], bool)}
         return kws_dataset(kw.audio, extents[:, 1], other.audio, noise=noise, features=feats, kws=kcfg, batch_size=tcfg.batch_size,
-                           seed=split_seed, repeat=repeat, n_examples=n_examples, keyword_start_s=extents[:, 0], **flags)
+                           seed=split_seed, repeat=repeat, n_examples=n_examples, keyword_start_s=extents[:, 0],
+                           **(train_flags if split == "train" else {}))
 
     train_ds = dataset("train", seed, True)
     it = iter(train_ds)
@@ -124,9 +125,9 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
         },
         "data": {"index": index.summary(), "keyword_clips": {s: len(d[0].clips) for s, d in data.items()},
                  "other_clips": {s: len(d[2].clips) for s, d in data.items()},
-                 "train_synthetic_clips": {"keyword": sum(c.path in synthetic_paths for c in data["train"][0].clips),
-                                           "other": sum(c.path in synthetic_paths for c in data["train"][2].clips)},
-                 "train_confusable_clips": sum(c.word in kcfg.confusable_words for c in data["train"][2].clips),
+                 "train_synthetic_clips": {"keyword": int(train_flags["keyword_synthetic"].sum()),
+                                           "other": int(train_flags["other_synthetic"].sum())},
+                 "train_confusable_clips": int(train_flags["other_confusable"].sum()),
                  "synthetic_weight": kcfg.synthetic_weight, "confusable_words": list(kcfg.confusable_words),
                  "confusable_prob": kcfg.confusable_prob},
     }

@@ -12,7 +12,7 @@ from kws_tf.train.augment import NoiseBank, mix_at_snr, reverberate, spec_augmen
 from kws_tf.train.features_tf import log_mel_tf
 
 
-def _class_tables(labels: np.ndarray, mask: np.ndarray, n_classes: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def class_tables(labels: np.ndarray, mask: np.ndarray, n_classes: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Flat index table grouped by class with per-class start and count."""
     groups = [np.flatnonzero((labels == c) & mask) for c in range(n_classes)]
     flat = np.concatenate(groups + [np.zeros(1, np.int64)]).astype(np.int32)  # one pad entry keeps gathers valid
@@ -41,8 +41,8 @@ def word_train_dataset(
     probability ``synthetic_weight`` when the class has both kinds.
     """
     audio_t = tf.constant(audio)  # (N, samples) int16
-    real = _class_tables(labels, ~is_synthetic, n_words)
-    synth = _class_tables(labels, is_synthetic, n_words)
+    real = class_tables(labels, ~is_synthetic, n_words)
+    synth = class_tables(labels, is_synthetic, n_words)
     n_samples = audio.shape[1]
     max_shift = int(word.time_shift_s * features.sample_rate_hz)
     rir_n = int(word.reverb_rt60_s[1] * features.sample_rate_hz / 2)  # the tail is 30 dB down by then
