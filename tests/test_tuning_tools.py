@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -39,6 +40,9 @@ def test_tune_detector_writes_a_verified_gate_setting(models, tiny_data_dir, cap
                       "--fa-per-hour", "1000", "--write"]) == 0
     out = capsys.readouterr().out
     assert "smoothing 5  patience 4" in out and "best:" in out
+    # The sidecar's setting before tuning is one point of the grid, so the best is at least as good.
+    current = float(re.search(r"current setting \(its threshold swept\): recall ([0-9.]+)", out).group(1))
+    assert current <= float(re.search(r"\(recall ([0-9.]+)\)", out).group(1))
     tuned = _sidecar(models, "kws")["thresholds"]
     assert tuned["detector_tuning"]["split"] == "test"
     det = tuned["detector"]

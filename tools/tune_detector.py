@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             if point["recall"] is not None and (best is None or point["recall"] > best[0]):
                 best = (point["recall"], dataclasses.replace(vcfg, threshold=float(point["threshold"])))
         print(f"  smoothing {smoothing}  patience {patience}: best recall {max(row)} (over {len(verify_choices)} verification settings)", flush=True)
+    current = metrics.recall_at_fa(metrics.det_points(t, pr, spans_arr, duration, base, THRESHOLDS, verify=verify), args.fa_per_hour)
+    print(f"the sidecar's current setting (its threshold swept): recall {current['recall'] or 0:.3f}")
     if best is None:
         print("no setting meets the false-alarm budget", file=sys.stderr)
         return 1
