@@ -2,7 +2,8 @@
 seeded stream (as ``kws_tf.evaluate`` builds it), and the word model on every 1 s window of it,
 replay both traces through the runtime's detector and word-model verification for a grid of
 smoothing / patience / verification window and threshold / keyword threshold, print recall at a
-false-alarm budget, and optionally write the best setting into the kws sidecar.
+false-alarm budget (and the sidecar's current setting's, for comparison), and optionally write the best
+setting into the kws sidecar.
 
     python tools/tune_detector.py --models saved_models --data-dir ../shared/speech_commands_subset \
         [--split validation] [--minutes 60] [--fa-per-hour 1] [--write]
