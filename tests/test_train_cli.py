@@ -163,3 +163,32 @@ def test_conversion_failure_note_names_the_crash_not_the_log_noise():
     assert _failure(-11, log_line + "\n") == "killed by SIGSEGV"
     assert _failure(1, "Traceback ...\nValueError: bad op\n" + log_line) == "exit 1: ValueError: bad op"
     assert _failure(2, log_line) == "exit 2"
+
+
+def test_unreadable_backup_gets_a_one_line_error(tmp_path):
+    """A backup damaged by something other than our own writes (ours are atomic) names the folder
+    and the way out, instead of a JSON traceback."""
+    pytest.importorskip("tensorflow")
+    tree = write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1)
+    backup = tmp_path / "run" / "words" / "backup"
+    backup.mkdir(parents=True)
+    (backup / "training_metadata.json").write_text("")
+    args = ["--data-dir", tree, "--preset", "tiny", "--task", "words", "--words", *TINY_WORDS, "--out", str(tmp_path / "out"),
+            "--run-dir", str(tmp_path / "run"), "--quiet", "--epochs", "1"]
+    line = one_line_error(run_cli(*args))
+    assert str(backup) in line and "--fresh" in line
+    assert run_cli(*args, "--fresh").returncode == 0
+
+
+def test_backup_writes_leave_no_partial_files(tmp_path):
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from kws_tf.train.fitting import AtomicBackupAndRestore
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    backup = AtomicBackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
+    model.fit(np.zeros((8, 3)), np.zeros((8, 2)), epochs=2, verbose=0, callbacks=[backup])
+    assert sorted(os.listdir(tmp_path / "backup")) == ["latest.weights.h5", "training_metadata.json"]
+    assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 2

@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if index.missing_listed:
         logging.info("%d files named in the list files are not on disk (skipped)", index.missing_listed)
 
+    from kws_tf.train.fitting import ResumeError
     from kws_tf.train.train_kws import train_kws  # imports TensorFlow (~2 s)
     from kws_tf.train.train_words import train_words
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 summary = train_kws(index, args.keyword, preset, **common)
             else:
                 summary = train_words(index, words, args.keyword, preset, **common)
-        except DataError as exc:
+        except (DataError, ResumeError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         summary["training"]["wall_s"] = time.perf_counter() - start

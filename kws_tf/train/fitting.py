@@ -3,6 +3,7 @@ killed run (BackupAndRestore), early stopping, TensorBoard, CSV log, and timing 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -20,6 +21,38 @@ def adam(learning_rate: float, schedule: str, total_steps: int) -> keras.optimiz
     if schedule == "cosine":
         return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps), alpha=0.01))
     raise ValueError(f"unknown learning-rate schedule {schedule!r}; use 'constant' or 'cosine'")
+
+
+class ResumeError(Exception):
+    """The backup of an interrupted run cannot be read."""
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose files are never half-written: weights and the epoch counter go to
+    temporary files that replace the old ones (``os.replace``), so ``kill -9`` at any moment leaves
+    the previous complete backup or the new one. (Keras writes in place; a kill while it writes the
+    epoch counter leaves an empty JSON file that the resumed run cannot read.)"""
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        tmp_weights = os.path.join(self.backup_dir, "writing.weights.h5")  # Keras wants the suffix
+        self.model.save_weights(tmp_weights, overwrite=True)
+        tmp_meta = self._training_metadata_path + ".writing"
+        with open(tmp_meta, "w") as f:
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+        # Weights first: a kill between the two replaces resumes with the new weights and the old
+        # epoch counter, so one epoch is repeated, nothing is lost.
+        os.replace(tmp_weights, self._weights_path)
+        os.replace(tmp_meta, self._training_metadata_path)
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ResumeError(
+                f"{self.backup_dir}: the backup of the interrupted run cannot be read ({type(exc).__name__}: {exc}); "
+                "rerun with --fresh to start over"
+            ) from exc
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -57,10 +90,8 @@ def fit(
     os.makedirs(run_dir, exist_ok=True)
     best = os.path.join(run_dir, "best.weights.h5")
     timer = EpochTimer()
-    # double_checkpoint keeps the previous backup, so a kill while the new one is written (a
-    # half-written HDF5 file) resumes from the epoch before instead of failing.
     callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"), double_checkpoint=True),
+        AtomicBackupAndRestore(os.path.join(run_dir, "backup")),
         keras.callbacks.ModelCheckpoint(best, monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False, profile_batch=0),
