@@ -11,7 +11,7 @@ tf = pytest.importorskip("tensorflow")
 from kws_tf.config import FeatureConfig, KwsConfig, WordConfig  # noqa: E402
 from kws_tf.train.augment import NoiseBank, freq_mask, mix_at_snr, reverberate, rms, speed_perturb, synthetic_rir, time_shift  # noqa: E402
 from kws_tf.train.kws_data import _group_picker, _timeline, group_probs, kws_dataset  # noqa: E402
-from kws_tf.train.word_data import word_train_dataset  # noqa: E402
+from kws_tf.train.word_data import mixup, word_train_dataset  # noqa: E402
 
 FEATS = FeatureConfig()
 RNG = np.random.default_rng(0)
@@ -39,6 +39,30 @@ def test_word_pipeline_is_seeded_and_balanced():
     counts = np.bincount(np.concatenate([y.numpy() for _, y in make(1).take(8)]), minlength=4)
     assert counts[1] > 0.2 * counts[0] and counts[2] > 0.2 * counts[0]  # drawn per class, not per clip
     assert counts[3] > 0  # _silence_ examples
+
+
+def test_mixup_blends_features_and_labels_with_one_weight():
+    feats = tf.constant(RNG.standard_normal((6, 5, 4)), tf.float32)
+    labels = tf.constant([0, 1, 2, 0, 1, 2], tf.int32)
+    x, y = mixup(feats, labels, 3, 0.4, tf.constant([1, 2], tf.int64))
+    x, y, f = x.numpy(), y.numpy(), feats.numpy()
+    lam = y[np.arange(6), labels.numpy()]  # neighbours differ in label, so this is the own weight
+    assert np.all((lam >= 0) & (lam <= 1)) and len(set(np.round(lam, 6))) > 1
+    np.testing.assert_allclose(y.sum(1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(x, lam[:, None, None] * f + (1 - lam[:, None, None]) * np.roll(f, 1, axis=0), atol=1e-5)
+
+
+def test_word_pipeline_with_mixup_yields_soft_labels_reproducibly():
+    audio = burst_clips(6, 0.2, 0.6)
+    labels = np.array([0, 0, 1, 1, 2, 2], np.int32)
+    make = lambda: word_train_dataset(audio, labels, np.zeros(6, bool), n_words=3, noise=NOISE, features=FEATS, word=WordConfig(),
+                                      batch_size=16, seed=4, mixup_alpha=0.2)
+    (x1, y1), (x2, y2) = next(iter(make())), next(iter(make()))
+    assert x1.shape == (16, 98, 40) and y1.shape == (16, 4) and y1.dtype == tf.float32
+    np.testing.assert_allclose(y1.numpy().sum(1), 1.0, atol=1e-6)
+    assert np.any((y1.numpy() > 0.01) & (y1.numpy() < 0.99))  # some labels are blends
+    np.testing.assert_array_equal(x1.numpy(), x2.numpy())
+    np.testing.assert_array_equal(y1.numpy(), y2.numpy())
 
 
 def test_kws_pipeline_is_seeded():

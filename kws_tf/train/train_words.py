@@ -67,16 +67,19 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
     audio = np.concatenate([train.audio, synth.audio])
     y = np.array([label_of[c.word] for c in train.clips + synth.clips], np.int32)
     is_synth = np.concatenate([np.zeros(len(train.clips), bool), np.ones(len(synth.clips), bool)])
-    train_ds = word_train_dataset(audio, y, is_synth, n_words=len(words), noise=noise, features=feats, word=wcfg,
-                                  batch_size=tcfg.batch_size, seed=seed, synthetic_weight=tcfg.synthetic_weight)
+    make_ds = lambda mixup_alpha: word_train_dataset(audio, y, is_synth, n_words=len(words), noise=noise, features=feats, word=wcfg,
+                                                     batch_size=tcfg.batch_size, seed=seed, synthetic_weight=tcfg.synthetic_weight,
+                                                     mixup_alpha=mixup_alpha)
+    train_ds = make_ds(tcfg.mixup_alpha)
     y_val = np.array([label_of[c.word] for c in val.clips], np.int32)
     y_test = np.array([label_of[c.word] for c in test.clips], np.int32)
     n_sil = max(4, len(val.clips) // len(words))
     x_val, y_val = word_eval_arrays(val.audio, y_val, n_words=len(words), noise=noise, features=feats, n_silence=n_sil, seed=seed + 7)
     x_test, y_test = word_eval_arrays(test.audio, y_test, n_words=len(words), noise=noise, features=feats, n_silence=n_sil, seed=seed + 8)
 
-    # Throughput of the input pipeline alone, to compare with what a training step consumes.
-    it = iter(train_ds)
+    # Throughput of the input pipeline alone, to compare with what a training step consumes; its
+    # (unmixed) examples also give the feature statistics and the int8 calibration set.
+    it = iter(make_ds(0.0))
     sample_x, _ = next(it)
     start, batches = time.perf_counter(), 10
     pipeline_x = np.concatenate([next(it)[0].numpy() for _ in range(batches)])
@@ -85,9 +88,15 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
 
     model = build_word_model(input_frames=sample_x.shape[1], n_mels=feats.n_mels, n_classes=len(labels), widths=tuple(tcfg.widths),
                              dropout=tcfg.dropout, feature_mean=stats.mean(0), feature_variance=stats.var(0))
-    model.compile(optimizer=adam(tcfg.learning_rate, tcfg.lr_schedule, (epochs or tcfg.epochs) * tcfg.steps_per_epoch), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    optimizer = adam(tcfg.learning_rate, tcfg.lr_schedule, (epochs or tcfg.epochs) * tcfg.steps_per_epoch)
+    if tcfg.mixup_alpha > 0:  # mixed labels are one-hot rows; validation labels follow
+        model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+        fit_val = (x_val, np.eye(len(labels), dtype=np.float32)[y_val])
+    else:
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        fit_val = (x_val, y_val)
     has_val = len(x_val) > 0
-    history, timer = fit(model, train_ds, (x_val, y_val) if has_val else None, run_dir=run_dir, epochs=epochs or tcfg.epochs,
+    history, timer = fit(model, train_ds, fit_val if has_val else None, run_dir=run_dir, epochs=epochs or tcfg.epochs,
                          steps_per_epoch=tcfg.steps_per_epoch, monitor="val_accuracy" if has_val else "accuracy", mode="max",
                          patience=tcfg.patience, verbose=verbose)
 

@@ -33,8 +33,10 @@ def word_train_dataset(
     batch_size: int,
     seed: int,
     synthetic_weight: float = 0.5,
+    mixup_alpha: float = 0.0,
 ) -> tf.data.Dataset:
-    """Endless, seeded batches of ``((B, frames, n_mels) float32, (B,) int32)``.
+    """Endless, seeded batches of ``((B, frames, n_mels) float32, (B,) int32)``; with
+    ``mixup_alpha > 0`` the labels are mixed one-hot rows, ``(B, n_words + 1) float32`` (see mixup).
 
     Classes are drawn uniformly (the data is very uneven), plus ``_silence_`` (label ``n_words``)
     with probability ``word.silence_fraction``. Within a class a synthetic clip is drawn with
@@ -88,13 +90,32 @@ def word_train_dataset(
             )
         return feats, y
 
-    return (
+    ds = (
         tf.data.Dataset.counter()
         .map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .batch(batch_size)
         .map(featurize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(tf.data.AUTOTUNE)
     )
+    if mixup_alpha > 0:
+        ds = ds.enumerate().map(
+            lambda b, xy: mixup(*xy, n_classes=n_words + 1, alpha=mixup_alpha, seed=tf.stack([tf.cast(seed, tf.int64) + 2, b])),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
+        )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def mixup(feats: tf.Tensor, labels: tf.Tensor, n_classes: int, alpha: float, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Blend each example with its neighbour in the (randomly drawn) batch: ``lam * x_i + (1 - lam) *
+    x_{i+1}``, ``lam ~ Beta(alpha, alpha)`` per example, and the one-hot labels the same way."""
+    s = tf.random.experimental.stateless_split(seed, 2)
+    n = tf.shape(feats)[0]
+    g1 = tf.random.stateless_gamma((n,), s[0], alpha)
+    g2 = tf.random.stateless_gamma((n,), s[1], alpha)
+    lam = g1 / tf.maximum(g1 + g2, 1e-12)
+    onehot = tf.one_hot(labels, n_classes)
+    mixed_x = lam[:, None, None] * feats + (1.0 - lam[:, None, None]) * tf.roll(feats, 1, axis=0)
+    mixed_y = lam[:, None] * onehot + (1.0 - lam[:, None]) * tf.roll(onehot, 1, axis=0)
+    return mixed_x, mixed_y
 
 
 def word_eval_arrays(
