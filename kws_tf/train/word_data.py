@@ -1,6 +1,6 @@
 """tf.data pipelines of 1 s word examples: balanced class sampling (real and synthetic clips mixed
 with a weight), gain, speed and time shift, reverb, background noise at a random SNR, log-mel,
-SpecAugment."""
+SpecAugment, optional mixup."""
 
 from __future__ import annotations
 
