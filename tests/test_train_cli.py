@@ -181,9 +181,7 @@ def test_unreadable_backup_gets_a_one_line_error(tmp_path):
 
 
 def test_backup_writes_leave_no_partial_files(tmp_path):
-    pytest.importorskip("tensorflow")
-    import keras
-
+    keras = pytest.importorskip("keras")
     from kws_tf.train.fitting import AtomicBackupAndRestore
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
