@@ -11,7 +11,7 @@ tf = pytest.importorskip("tensorflow")
 from kws_tf.config import FeatureConfig, KwsConfig, WordConfig  # noqa: E402
 from kws_tf.train.augment import NoiseBank, freq_mask, mix_at_snr, reverberate, rms, speed_perturb, synthetic_rir, time_shift  # noqa: E402
 from kws_tf.train.kws_data import _group_picker, _timeline, group_probs, kws_dataset  # noqa: E402
-from kws_tf.train.word_data import mixup, word_train_dataset  # noqa: E402
+from kws_tf.train.word_data import mixup, mixup_batches, word_train_dataset  # noqa: E402
 
 FEATS = FeatureConfig()
 RNG = np.random.default_rng(0)
@@ -55,8 +55,8 @@ def test_mixup_blends_features_and_labels_with_one_weight():
 def test_word_pipeline_with_mixup_yields_soft_labels_reproducibly():
     audio = burst_clips(6, 0.2, 0.6)
     labels = np.array([0, 0, 1, 1, 2, 2], np.int32)
-    make = lambda: word_train_dataset(audio, labels, np.zeros(6, bool), n_words=3, noise=NOISE, features=FEATS, word=WordConfig(),
-                                      batch_size=16, seed=4, mixup_alpha=0.2)
+    make = lambda: mixup_batches(word_train_dataset(audio, labels, np.zeros(6, bool), n_words=3, noise=NOISE, features=FEATS,
+                                                    word=WordConfig(), batch_size=16, seed=4), n_classes=4, alpha=0.2, seed=4)
     (x1, y1), (x2, y2) = next(iter(make())), next(iter(make()))
     assert x1.shape == (16, 98, 40) and y1.shape == (16, 4) and y1.dtype == tf.float32
     np.testing.assert_allclose(y1.numpy().sum(1), 1.0, atol=1e-6)

@@ -17,7 +17,7 @@ from kws_tf.train.fitting import adam, fit
 from kws_tf.train.models import build_word_model
 from kws_tf.train.plots import plot_confusion, plot_curves
 from kws_tf.train.presets import Preset
-from kws_tf.train.word_data import word_eval_arrays, word_train_dataset
+from kws_tf.train.word_data import mixup_batches, word_eval_arrays, word_train_dataset
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,9 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
     audio = np.concatenate([train.audio, synth.audio])
     y = np.array([label_of[c.word] for c in train.clips + synth.clips], np.int32)
     is_synth = np.concatenate([np.zeros(len(train.clips), bool), np.ones(len(synth.clips), bool)])
-    make_ds = lambda mixup_alpha: word_train_dataset(audio, y, is_synth, n_words=len(words), noise=noise, features=feats, word=wcfg,
-                                                     batch_size=tcfg.batch_size, seed=seed, synthetic_weight=tcfg.synthetic_weight,
-                                                     mixup_alpha=mixup_alpha)
-    train_ds = make_ds(tcfg.mixup_alpha)
+    plain_ds = word_train_dataset(audio, y, is_synth, n_words=len(words), noise=noise, features=feats, word=wcfg,
+                                  batch_size=tcfg.batch_size, seed=seed, synthetic_weight=tcfg.synthetic_weight)
+    train_ds = mixup_batches(plain_ds, n_classes=len(labels), alpha=tcfg.mixup_alpha, seed=seed) if tcfg.mixup_alpha > 0 else plain_ds
     y_val = np.array([label_of[c.word] for c in val.clips], np.int32)
     y_test = np.array([label_of[c.word] for c in test.clips], np.int32)
     n_sil = max(4, len(val.clips) // len(words))
@@ -79,7 +78,7 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
 
     # Throughput of the input pipeline alone, to compare with what a training step consumes; its
     # (unmixed) examples also give the feature statistics and the int8 calibration set.
-    it = iter(make_ds(0.0))
+    it = iter(plain_ds)
     sample_x, _ = next(it)
     start, batches = time.perf_counter(), 10
     pipeline_x = np.concatenate([next(it)[0].numpy() for _ in range(batches)])

@@ -33,10 +33,8 @@ def word_train_dataset(
     batch_size: int,
     seed: int,
     synthetic_weight: float = 0.5,
-    mixup_alpha: float = 0.0,
 ) -> tf.data.Dataset:
-    """Endless, seeded batches of ``((B, frames, n_mels) float32, (B,) int32)``; with
-    ``mixup_alpha > 0`` the labels are mixed one-hot rows, ``(B, n_words + 1) float32`` (see mixup).
+    """Endless, seeded batches of ``((B, frames, n_mels) float32, (B,) int32)``.
 
     Classes are drawn uniformly (the data is very uneven), plus ``_silence_`` (label ``n_words``)
     with probability ``word.silence_fraction``. Within a class a synthetic clip is drawn with
@@ -90,18 +88,22 @@ def word_train_dataset(
             )
         return feats, y
 
-    ds = (
+    return (
         tf.data.Dataset.counter()
         .map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .batch(batch_size)
         .map(featurize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
     )
-    if mixup_alpha > 0:
-        ds = ds.enumerate().map(
-            lambda b, xy: mixup(*xy, n_classes=n_words + 1, alpha=mixup_alpha, seed=tf.stack([tf.cast(seed, tf.int64) + 2, b])),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
-        )
-    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def mixup_batches(ds: tf.data.Dataset, *, n_classes: int, alpha: float, seed: int) -> tf.data.Dataset:
+    """``word_train_dataset``'s batches with mixup: labels become mixed one-hot rows,
+    ``(B, n_classes) float32``. The batch's position in the stream seeds its weights."""
+    return ds.enumerate().map(
+        lambda b, xy: mixup(*xy, n_classes=n_classes, alpha=alpha, seed=tf.stack([tf.cast(seed, tf.int64) + 2, b])),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
+    ).prefetch(tf.data.AUTOTUNE)
 
 
 def mixup(feats: tf.Tensor, labels: tf.Tensor, n_classes: int, alpha: float, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
