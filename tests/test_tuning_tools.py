@@ -33,13 +33,16 @@ def _sidecar(models: str, task: str) -> dict:
         return json.load(f)
 
 
-def test_tune_detector_writes_a_verified_gate_setting(models, tiny_data_dir, capsys):
+def test_tune_detector_writes_a_verified_gate_setting(models, tiny_data_dir, tmp_path, capsys):
+    import numpy as np
+
     tool = _tool("tune_detector")
     before = _sidecar(models, "words")
+    traces = str(tmp_path / "traces.npz")
     assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "1",
-                      "--fa-per-hour", "1000", "--write"]) == 0
+                      "--fa-per-hour", "1000", "--write", "--save-traces", traces]) == 0
     out = capsys.readouterr().out
-    assert "smoothing 5  patience 4" in out and "best:" in out
+    assert "smoothing 5  patience 4" in out and "best:" in out and "missed keywords: keyword score under" in out
     # The sidecar's setting before tuning is one point of the grid, so the best is at least as good.
     current = float(re.search(r"current setting \(its threshold swept\): recall ([0-9.]+)", out).group(1))
     assert current <= float(re.search(r"\(recall ([0-9.]+)\)", out).group(1))
@@ -49,6 +52,9 @@ def test_tune_detector_writes_a_verified_gate_setting(models, tiny_data_dir, cap
     assert det["threshold"] in tool.THRESHOLDS and det["verify_threshold"] in tool.VERIFY_THRESHOLDS
     assert det["verify_window_s"] in tool.VERIFY_WINDOWS_S and det["smoothing_frames"] in (1, 3, 5)
     assert _sidecar(models, "words") == before  # only the keyword sidecar changes
+    with np.load(traces) as saved:  # one keyword score per frame, one word-model score per window
+        assert len(saved["times"]) == len(saved["probs"]) > 0 and len(saved["verify_times"]) == len(saved["verify_probs"]) > 0
+        assert saved["spans"].shape[1] == 2 and 50 <= float(saved["duration"]) <= 70
 
 
 def test_tune_decoder_writes_a_decoder_setting(models, tiny_data_dir, capsys):
@@ -90,3 +96,28 @@ def test_keyword_confusions_bad_data_dir_is_one_line(models, tmp_path, capsys):
     assert _tool("keyword_confusions").main(["--models", models, "--data-dir", str(tmp_path / "missing"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "missing" in err[0]
+
+
+def test_explain_misses_names_the_part_of_the_gate_that_missed():
+    import numpy as np
+
+    from kws_tf.config import DetectorConfig
+
+    tool = _tool("tune_detector")
+    t = np.round(np.arange(0.0, 60.0, 0.04), 2)
+    spans = np.array([[10.0, 10.5], [11.0, 11.4], [30.0, 30.5], [50.0, 50.5]])
+    pr = np.zeros(len(t), np.float32)
+    pr[(t >= 10.5) & (t < 12.0)] = 0.9  # keywords 1 and 2: one long run of high keyword scores
+    pr[(t >= 30.5) & (t < 31.0)] = 0.9  # keyword 3: high keyword score, the word model says no
+    vt = np.round(np.arange(0.0, 60.0, 0.1), 2)
+    vp = np.zeros(len(vt), np.float32)
+    vp[((vt >= 10.4) & (vt <= 12.2)) | ((vt >= 50.3) & (vt <= 50.8))] = 0.9  # keyword 4: only the word model hears it
+    cfg = DetectorConfig(threshold=0.5, smoothing_frames=1, patience_frames=1, refractory_s=2.0,
+                         verify_threshold=0.5, verify_window_s=0.3)
+    why = tool.explain_misses(t, pr, spans, 60.0, cfg, (vt, vp))
+    # Keyword 1 fires; keyword 2 falls in its refractory period (same run of frames above the threshold).
+    assert why == {"missed": 3, "keyword model": 1, "verification": 1, "gate busy": 1, "verifiable": 2}
+    # Without verification, keyword 3 is found and only the keyword model's miss is left (plus the busy gate).
+    plain = tool.explain_misses(t, pr, spans, 60.0, DetectorConfig(threshold=0.5, smoothing_frames=1, patience_frames=1,
+                                                                   refractory_s=2.0, verify_threshold=0.0), None)
+    assert plain == {"missed": 2, "keyword model": 1, "verification": 0, "gate busy": 1, "verifiable": None}

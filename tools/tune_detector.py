@@ -2,11 +2,11 @@
 seeded stream (as ``kws_tf.evaluate`` builds it), and the word model on every 1 s window of it,
 replay both traces through the runtime's detector and word-model verification for a grid of
 smoothing / patience / verification window and threshold / keyword threshold, print recall at a
-false-alarm budget (and the sidecar's current setting's, for comparison), and optionally write the best
-setting into the kws sidecar.
+false-alarm budget (and the sidecar's current setting's, for comparison), say why the best setting
+missed the keywords it missed, and optionally write the best setting into the kws sidecar.
 
     python tools/tune_detector.py --models saved_models --data-dir ../shared/speech_commands_subset \
-        [--split validation] [--minutes 60] [--fa-per-hour 1] [--write]
+        [--split validation] [--minutes 60] [--fa-per-hour 1] [--write] [--save-traces FILE.npz]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from kws_tf.config import DetectorConfig, from_dict, to_dict
+from kws_tf.decisions import verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import keyword_stream, split_bank
 from kws_tf.runtime import Transcriber
@@ -27,6 +28,51 @@ from kws_tf.sidecar import load_sidecar, save_sidecar
 THRESHOLDS = np.round(np.concatenate([np.arange(0.1, 0.95, 0.05), np.arange(0.95, 0.999, 0.005)]), 4)
 VERIFY_THRESHOLDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # 0: no verification
 VERIFY_WINDOWS_S = (0.3, 0.5, 0.8)
+
+
+def collect_traces(models: str, bank, keyword: str, minutes: float, seed: int, precision: str):
+    """Run the package once over the seeded keyword stream with the gate closed: the keyword model's
+    ``(times, probs)``, the keyword spans, the stream's duration and the word model's keyword trace
+    ``(verify_times, verify_probs)`` (empty when the word model has no keyword class)."""
+    tr = Transcriber.from_dir(models, precision, detector_overrides={"threshold": 1.0001})
+    times, probs, spans, duration = [], [], [], 0.0
+    tr.on_kws_scores = lambda t, pr: (times.append(np.asarray(t, float)), probs.append(np.asarray(pr, np.float32)))
+    verify_t, verify_p = [], []
+    tr.on_verify_scores = lambda t, pr: (verify_t.append(np.asarray(t, float)), verify_p.append(np.asarray(pr, np.float32)))
+    for start_s, seg in keyword_stream(bank, keyword, minutes, seed):
+        tr.feed(seg.audio)
+        spans.append(seg.keyword_spans + start_s)
+        duration = start_s + len(seg.audio) / 16000.0
+    t, pr, spans_arr = np.concatenate(times), np.concatenate(probs), np.concatenate(spans)
+    keep = t <= duration
+    vt, vp = (np.concatenate(verify_t), np.concatenate(verify_p)) if verify_t else (np.zeros(0), np.zeros(0))
+    return t[keep], pr[keep], spans_arr, duration, vt, vp
+
+
+def explain_misses(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, cfg: DetectorConfig,
+                   verify: metrics.Trace | None) -> dict:
+    """Why the gate at ``cfg`` missed the keywords it missed. For each missed keyword, over the frames
+    from its start to its end plus the matching tolerance: ``"keyword model"`` when the smoothed keyword
+    score never reached the threshold there, ``"verification"`` when it did but the word model confirmed
+    none of those frames, else ``"gate busy"`` (refractory period or still disarmed after an earlier
+    detection). Also ``"verifiable"``: the missed keywords the word model would confirm at some frame of
+    the span (what a perfect keyword model could have recovered with this verification; None without
+    verification)."""
+    hit, _ = metrics.match_detections(metrics.detections(t, pr, cfg, cfg.threshold, verify), spans)
+    k = max(1, cfg.smoothing_frames)
+    smoothed = np.convolve(pr.astype(float), np.ones(k) / k)[: len(pr)]  # the detector's moving average
+    smoothed[: k - 1] = np.cumsum(pr[: k - 1]) / np.arange(1, k)
+    check = verify is not None and cfg.verify_threshold > 0
+    scores = verify_scores_at(t, verify[0], verify[1], cfg) if check else np.ones(len(t))
+    out = {"missed": int((~hit).sum()), "keyword model": 0, "verification": 0, "gate busy": 0, "verifiable": 0 if check else None}
+    for start, end in spans[~hit]:
+        inside = (t >= start) & (t <= end + metrics.TOLERANCE_S)
+        above = inside & (smoothed >= cfg.threshold)
+        confirmed = scores >= (cfg.verify_threshold if check else 0.0)
+        if check:
+            out["verifiable"] += bool((inside & confirmed).any())
+        out["keyword model" if not above.any() else "verification" if not (above & confirmed).any() else "gate busy"] += 1
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,25 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fa-per-hour", type=float, default=1.0, help="false-alarm budget to maximize recall under")
     p.add_argument("--precision", default="float32")
     p.add_argument("--write", action="store_true", help="store the best setting in MODELS/kws/model.json")
+    p.add_argument("--save-traces", metavar="FILE.npz", help="also save the score traces (keyword model, word model, keyword spans)")
     args = p.parse_args(argv)
 
     sidecar = load_sidecar(args.models, "kws")
     keyword = sidecar["keyword"]
     bank = split_bank(args.data_dir, args.split)
 
-    tr = Transcriber.from_dir(args.models, args.precision, detector_overrides={"threshold": 1.0001})
-    times, probs, spans, duration = [], [], [], 0.0
-    tr.on_kws_scores = lambda t, pr: (times.append(np.asarray(t, float)), probs.append(np.asarray(pr, np.float32)))
-    verify_t, verify_p = [], []
-    tr.on_verify_scores = lambda t, pr: (verify_t.append(np.asarray(t, float)), verify_p.append(np.asarray(pr, np.float32)))
-    for start_s, seg in keyword_stream(bank, keyword, args.minutes, args.seed):
-        tr.feed(seg.audio)
-        spans.append(seg.keyword_spans + start_s)
-        duration = start_s + len(seg.audio) / 16000.0
-    t, pr, spans_arr = np.concatenate(times), np.concatenate(probs), np.concatenate(spans)
-    keep = t <= duration
-    t, pr = t[keep], pr[keep]
-    vt, vp = (np.concatenate(verify_t), np.concatenate(verify_p)) if verify_t else (np.zeros(0), np.zeros(0))
+    t, pr, spans_arr, duration, vt, vp = collect_traces(args.models, bank, keyword, args.minutes, args.seed, args.precision)
+    if args.save_traces:
+        np.savez_compressed(args.save_traces, times=t, probs=pr, spans=spans_arr, duration=duration, verify_times=vt,
+                            verify_probs=vp)
+        print(f"saved the score traces to {args.save_traces}")
     verify_choices = list(itertools.product(VERIFY_WINDOWS_S, VERIFY_THRESHOLDS)) if len(vt) else [(0.5, 0.0)]
     if not len(vt):
         print(f"the word model has no class {keyword!r}: tuning without verification", file=sys.stderr)
@@ -85,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         print("no setting meets the false-alarm budget", file=sys.stderr)
         return 1
     print(f"best: {to_dict(best[1])} (recall {best[0]:.3f})")
+    why = explain_misses(t, pr, spans_arr, duration, best[1], verify)
+    print(f"its {why['missed']} missed keywords: keyword score under the threshold {why['keyword model']}, "
+          f"not confirmed by the word model {why['verification']}, gate busy {why['gate busy']}"
+          + ("" if why["verifiable"] is None else f"; the word model would confirm {why['verifiable']} of them "
+             "somewhere in the keyword's span"))
     if args.write:
         sidecar.setdefault("thresholds", {})["detector"] = to_dict(best[1])
         sidecar["thresholds"]["detector_tuning"] = {"split": args.split, "minutes": args.minutes, "seed": args.seed,
