@@ -43,6 +43,17 @@ def test_tiny_run_exports_models_that_load(tiny_models_dir, task):
             assert abs(float(result.sum()) - 1.0) < 1e-2
 
 
+def test_sidecars_carry_the_resolved_recipe(tiny_models_dir):
+    from kws_tf.train.presets import load_preset
+
+    tiny = load_preset("tiny")
+    words = load_sidecar(tiny_models_dir, "words")["training"]["recipe"]
+    kws = load_sidecar(tiny_models_dir, "kws")["training"]["recipe"]
+    assert words["words"]["widths"] == list(tiny.words.widths) and words["words"]["mixup_alpha"] == tiny.words.mixup_alpha
+    assert words["word_data"]["noise_prob"] == tiny.word_data.noise_prob
+    assert kws["kws_data"]["confusable_words"] == ["up"] and kws["kws"]["gru_units"] == tiny.kws.gru_units
+
+
 def test_tiny_run_skips_and_counts_the_corrupt_clip(tiny_models_dir):
     assert load_sidecar(tiny_models_dir, "words")["data"]["skipped_unreadable"] == 1
 
@@ -140,16 +151,17 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
 
 
 def test_a_word_the_data_lacks_trains_from_synthetic_clips(tmp_path):
-    """--words with a word that only --synthetic-dir has (e.g. made by kws_tf.train.synth): it trains,
-    and the synthetic clips only ever serve training."""
+    """--words with a word that only --synthetic-dir has (e.g. made by kws_tf.train.synth): it trains
+    (here with mixup on), and the synthetic clips only ever serve training."""
     pytest.importorskip("tensorflow")
     tree = write_tree(str(tmp_path / "tree"), words=("stop", "yes", "no"), speakers=3, per_speaker=1)
     synth = write_tree(str(tmp_path / "synth"), words=("left",), speakers=4, per_speaker=1, lists=False, seed=5)
     out = tmp_path / "out"
     proc = run_cli("--data-dir", tree, "--synthetic-dir", synth, "--preset", "tiny", "--task", "words", "--words", "yes", "no", "left",
-                   "--out", str(out), "--run-dir", str(tmp_path / "run"), "--quiet")
+                   "--out", str(out), "--run-dir", str(tmp_path / "run"), "--quiet", "--set", "words.mixup_alpha=0.2")
     assert proc.returncode == 0, proc.stderr
     sidecar = load_sidecar(str(out), "words")
+    assert sidecar["training"]["recipe"]["words"]["mixup_alpha"] == 0.2  # --set overrides are part of the record
     assert sidecar["labels"] == ["yes", "no", "left", "_silence_"]
     assert sidecar["data"]["synthetic_clips"] == 4
     assert "left" not in sidecar["metrics"]["test"]["per_word"]  # no real test clips of it

@@ -122,6 +122,8 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
             "preset": preset.name, "seed": seed, "epochs_run": len(timer.seconds), "seconds_per_epoch": epoch_s,
             "steps_per_epoch": tcfg.steps_per_epoch, "batch_size": tcfg.batch_size, "pipeline_examples_per_s": pipeline_eps,
             "train_examples_per_s": tcfg.steps_per_epoch * tcfg.batch_size / epoch_s if epoch_s else None,
+            # The resolved recipe, --set overrides included: the model says how it was made.
+            "recipe": {"kws_data": to_dict(kcfg), "kws": to_dict(tcfg)},
         },
         "data": {"index": index.summary(), "keyword_clips": {s: len(d[0].clips) for s, d in data.items()},
                  "other_clips": {s: len(d[2].clips) for s, d in data.items()},

@@ -115,6 +115,8 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
             "steps_per_epoch": tcfg.steps_per_epoch, "batch_size": tcfg.batch_size,
             "pipeline_examples_per_s": pipeline_eps,
             "train_examples_per_s": tcfg.steps_per_epoch * tcfg.batch_size / epoch_s if epoch_s else None,
+            # The resolved recipe, --set overrides included: the model says how it was made.
+            "recipe": {"word_data": to_dict(wcfg), "words": to_dict(tcfg)},
         },
         "data": {"index": index.summary(), "train_clips": len(train.clips), "synthetic_clips": len(synth.clips),
                  "synthetic_weight": tcfg.synthetic_weight, "skipped_unreadable": len(train.failed + synth.failed + val.failed + test.failed) + len(noise_failed)},
