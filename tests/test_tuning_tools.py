@@ -40,9 +40,10 @@ def test_tune_detector_writes_a_verified_gate_setting(models, tiny_data_dir, tmp
     before = _sidecar(models, "words")
     traces = str(tmp_path / "traces.npz")
     assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "1",
-                      "--fa-per-hour", "1000", "--write", "--save-traces", traces]) == 0
+                      "--fa-per-hour", "1000", "--write", "--save-traces", traces, "--check-half"]) == 0
     out = capsys.readouterr().out
     assert "smoothing 5  patience 4" in out and "best:" in out and "missed keywords: keyword score under" in out
+    assert "half check:" in out
     # The sidecar's setting before tuning is one point of the grid, so the best is at least as good.
     current = float(re.search(r"current setting \(its threshold swept\): recall ([0-9.]+)", out).group(1))
     assert current <= float(re.search(r"\(recall ([0-9.]+)\)", out).group(1))
@@ -121,3 +122,25 @@ def test_explain_misses_names_the_part_of_the_gate_that_missed():
     plain = tool.explain_misses(t, pr, spans, 60.0, DetectorConfig(threshold=0.5, smoothing_frames=1, patience_frames=1,
                                                                    refractory_s=2.0, verify_threshold=0.0), None)
     assert plain == {"missed": 2, "keyword model": 1, "verification": 0, "gate busy": 1, "verifiable": None}
+
+
+def test_half_check_replays_the_first_halfs_setting_on_the_second():
+    import numpy as np
+
+    from kws_tf.config import DetectorConfig
+
+    tool = _tool("tune_detector")
+    t = np.round(np.arange(0.0, 200.0, 0.04), 2)
+    spans = np.array([[20.0, 20.5], [60.0, 60.5], [120.0, 120.5], [160.0, 160.5]])
+    pr = np.zeros(len(t), np.float32)
+    vt = np.round(np.arange(0.0, 200.0, 0.1), 2)
+    vp = np.zeros(len(vt), np.float32)
+    for end in [*spans[:, 1], 140.0]:  # the peak at 140 s is no keyword: a false alarm only the second half has
+        pr[(t >= end) & (t < end + 0.5)] = 0.9
+        vp[(vt >= end - 0.2) & (vt <= end + 0.5)] = 0.9
+    check = tool.half_check(t, pr, spans, 200.0, (vt, vp), DetectorConfig(refractory_s=2.0), 1000.0, [(0.5, 0.5)])
+    assert check["keywords"] == (2, 2)
+    recall, cfg = check["tuned"]
+    assert recall == 1.0 and cfg.verify_threshold == 0.5
+    assert check["held_out"]["recall"] == 1.0 and check["held_out"]["false_alarms"] == 1
+    assert abs(check["held_out"]["fa_per_hour"] - 36.0) < 1e-9  # one in 100 s

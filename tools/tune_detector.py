@@ -6,7 +6,7 @@ false-alarm budget (and the sidecar's current setting's, for comparison), say wh
 missed the keywords it missed, and optionally write the best setting into the kws sidecar.
 
     python tools/tune_detector.py --models saved_models --data-dir ../shared/speech_commands_subset \
-        [--split validation] [--minutes 60] [--fa-per-hour 1] [--write] [--save-traces FILE.npz]
+        [--split validation] [--minutes 60] [--fa-per-hour 1] [--write] [--save-traces FILE.npz] [--check-half]
 """
 
 from __future__ import annotations
@@ -75,6 +75,47 @@ def explain_misses(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: f
     return out
 
 
+def search(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, verify: metrics.Trace | None,
+           base: DetectorConfig, fa_per_hour: float, verify_choices: list[tuple[float, float]],
+           report: bool = False) -> tuple[float, DetectorConfig] | None:
+    """The grid: the best ``(recall, setting)`` at <= ``fa_per_hour`` over smoothing, patience,
+    verification window and threshold and the keyword threshold (None if no setting meets the budget)."""
+    best = None
+    for smoothing, patience in itertools.product((1, 3, 5), (1, 2, 4)):
+        cfg = dataclasses.replace(base, smoothing_frames=smoothing, patience_frames=patience)
+        row = []
+        for window_s, verify_th in verify_choices:
+            vcfg = dataclasses.replace(cfg, verify_window_s=window_s, verify_threshold=verify_th)
+            # The runtime's gate replayed on the traces: verification decides when it fires, not
+            # just which detections stay, so each setting is its own replay.
+            points = metrics.det_points(t, pr, spans, duration, vcfg, THRESHOLDS, verify=verify)
+            point = metrics.recall_at_fa(points, fa_per_hour)
+            row.append(f"{point['recall'] or 0:.3f}")
+            if point["recall"] is not None and (best is None or point["recall"] > best[0]):
+                best = (point["recall"], dataclasses.replace(vcfg, threshold=float(point["threshold"])))
+        if report:
+            print(f"  smoothing {smoothing}  patience {patience}: best recall {max(row)} (over {len(verify_choices)} verification settings)", flush=True)
+    return best
+
+
+def half_check(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, verify: metrics.Trace | None,
+               base: DetectorConfig, fa_per_hour: float, verify_choices: list[tuple[float, float]]) -> dict | None:
+    """Does a tuned setting keep its false-alarm rate? Tune on the first half of the stream, then
+    replay that setting on the second half: ``{"tuned": (recall, setting) on the first half, "held_out":
+    det_point on the second}`` (None if no setting meets the budget on the first half)."""
+    mid = duration / 2.0
+    first, second = t < mid, t >= mid
+    spans_first, spans_second = spans[spans[:, 1] < mid - metrics.TOLERANCE_S], spans[spans[:, 0] >= mid]
+    verify_first = verify if verify is None else (verify[0][verify[0] < mid], verify[1][verify[0] < mid])
+    tuned = search(t[first], pr[first], spans_first, mid, verify_first, base, fa_per_hour, verify_choices)
+    if tuned is None:
+        return None
+    cfg = tuned[1]
+    held = metrics.det_point(metrics.detections(t[second], pr[second], cfg, cfg.threshold, verify), spans_second,
+                             duration - mid, cfg.threshold)
+    return {"tuned": tuned, "held_out": held, "keywords": (len(spans_first), len(spans_second))}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default="saved_models")
@@ -86,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="float32")
     p.add_argument("--write", action="store_true", help="store the best setting in MODELS/kws/model.json")
     p.add_argument("--save-traces", metavar="FILE.npz", help="also save the score traces (keyword model, word model, keyword spans)")
+    p.add_argument("--check-half", action="store_true",
+                   help="also tune on the first half of the stream and report that setting on the second half "
+                        "(does its false-alarm rate hold on audio it was not tuned on?)")
     args = p.parse_args(argv)
 
     sidecar = load_sidecar(args.models, "kws")
@@ -102,22 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the word model has no class {keyword!r}: tuning without verification", file=sys.stderr)
 
     base = from_dict(DetectorConfig, sidecar.get("thresholds", {}).get("detector", {}))
-    best = None
     print(f"{args.split} split: {len(spans_arr)} keywords in {duration / 60:.0f} min; recall at <= {args.fa_per_hour:g} FA/h")
     verify = (vt, vp) if len(vt) else None
-    for smoothing, patience in itertools.product((1, 3, 5), (1, 2, 4)):
-        cfg = dataclasses.replace(base, smoothing_frames=smoothing, patience_frames=patience)
-        row = []
-        for window_s, verify_th in verify_choices:
-            vcfg = dataclasses.replace(cfg, verify_window_s=window_s, verify_threshold=verify_th)
-            # The runtime's gate replayed on the traces: verification decides when it fires, not
-            # just which detections stay, so each setting is its own replay.
-            points = metrics.det_points(t, pr, spans_arr, duration, vcfg, THRESHOLDS, verify=verify)
-            point = metrics.recall_at_fa(points, args.fa_per_hour)
-            row.append(f"{point['recall'] or 0:.3f}")
-            if point["recall"] is not None and (best is None or point["recall"] > best[0]):
-                best = (point["recall"], dataclasses.replace(vcfg, threshold=float(point["threshold"])))
-        print(f"  smoothing {smoothing}  patience {patience}: best recall {max(row)} (over {len(verify_choices)} verification settings)", flush=True)
+    best = search(t, pr, spans_arr, duration, verify, base, args.fa_per_hour, verify_choices, report=True)
     current = metrics.recall_at_fa(metrics.det_points(t, pr, spans_arr, duration, base, THRESHOLDS, verify=verify), args.fa_per_hour)
     print(f"the sidecar's current setting (its threshold swept): recall {current['recall'] or 0:.3f}")
     if best is None:
@@ -129,6 +160,15 @@ def main(argv: list[str] | None = None) -> int:
           f"not confirmed by the word model {why['verification']}, gate busy {why['gate busy']}"
           + ("" if why["verifiable"] is None else f"; the word model would confirm {why['verifiable']} of them "
              "somewhere in the keyword's span"))
+    if args.check_half:
+        check = half_check(t, pr, spans_arr, duration, verify, base, args.fa_per_hour, verify_choices)
+        if check is None:
+            print("half check: no setting meets the budget on the first half")
+        else:
+            held = check["held_out"]
+            print(f"half check: tuned on the first half ({check['keywords'][0]} keywords) recall {check['tuned'][0]:.3f}; "
+                  f"on the second half ({check['keywords'][1]} keywords) recall {held['recall'] or 0:.3f} with "
+                  f"{held['false_alarms']} false alarms ({held['fa_per_hour']:.2f} per hour, budget {args.fa_per_hour:g})")
     if args.write:
         sidecar.setdefault("thresholds", {})["detector"] = to_dict(best[1])
         sidecar["thresholds"]["detector_tuning"] = {"split": args.split, "minutes": args.minutes, "seed": args.seed,
