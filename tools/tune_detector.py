@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from kws_tf.config import DetectorConfig, from_dict, to_dict
-from kws_tf.decisions import verify_scores_at
+from kws_tf.decisions import KeywordDetector, verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import keyword_stream, split_bank
 from kws_tf.runtime import Transcriber
@@ -59,9 +59,7 @@ def explain_misses(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: f
     the span (what a perfect keyword model could have recovered with this verification; None without
     verification)."""
     hit, _ = metrics.match_detections(metrics.detections(t, pr, cfg, cfg.threshold, verify), spans)
-    k = max(1, cfg.smoothing_frames)
-    smoothed = np.convolve(pr.astype(float), np.ones(k) / k)[: len(pr)]  # the detector's moving average
-    smoothed[: k - 1] = np.cumsum(pr[: k - 1]) / np.arange(1, k)
+    smoothed = KeywordDetector(cfg)._smooth(np.asarray(pr, float))  # the detector's own moving average
     check = verify is not None and cfg.verify_threshold > 0
     scores = verify_scores_at(t, verify[0], verify[1], cfg) if check else np.ones(len(t))
     out = {"missed": int((~hit).sum()), "keyword model": 0, "verification": 0, "gate busy": 0, "verifiable": 0 if check else None}
@@ -102,7 +100,8 @@ def half_check(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float
                base: DetectorConfig, fa_per_hour: float, verify_choices: list[tuple[float, float]]) -> dict | None:
     """Does a tuned setting keep its false-alarm rate? Tune on the first half of the stream, then
     replay that setting on the second half: ``{"tuned": (recall, setting) on the first half, "held_out":
-    det_point on the second}`` (None if no setting meets the budget on the first half)."""
+    det_point on the second}`` (None if no setting meets the budget on the first half). A keyword at the
+    cut belongs to neither half; its frames still count, so it can add a false alarm to either."""
     mid = duration / 2.0
     first, second = t < mid, t >= mid
     spans_first, spans_second = spans[spans[:, 1] < mid - metrics.TOLERANCE_S], spans[spans[:, 0] >= mid]
