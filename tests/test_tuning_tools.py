@@ -115,11 +115,11 @@ def test_explain_misses_names_the_part_of_the_gate_that_missed():
     vp[((vt >= 10.4) & (vt <= 12.2)) | ((vt >= 50.3) & (vt <= 50.8))] = 0.9  # keyword 4: only the word model hears it
     cfg = DetectorConfig(threshold=0.5, smoothing_frames=1, patience_frames=1, refractory_s=2.0,
                          verify_threshold=0.5, verify_window_s=0.3)
-    why = tool.explain_misses(t, pr, spans, 60.0, cfg, (vt, vp))
+    why = tool.explain_misses(t, pr, spans, cfg, (vt, vp))
     # Keyword 1 fires; keyword 2 falls in its refractory period (same run of frames above the threshold).
     assert why == {"missed": 3, "keyword model": 1, "verification": 1, "gate busy": 1, "verifiable": 2}
     # Without verification, keyword 3 is found and only the keyword model's miss is left (plus the busy gate).
-    plain = tool.explain_misses(t, pr, spans, 60.0, DetectorConfig(threshold=0.5, smoothing_frames=1, patience_frames=1,
+    plain = tool.explain_misses(t, pr, spans, DetectorConfig(threshold=0.5, smoothing_frames=1, patience_frames=1,
                                                                    refractory_s=2.0, verify_threshold=0.0), None)
     assert plain == {"missed": 2, "keyword model": 1, "verification": 0, "gate busy": 1, "verifiable": None}
 

@@ -49,8 +49,7 @@ def collect_traces(models: str, bank, keyword: str, minutes: float, seed: int, p
     return t[keep], pr[keep], spans_arr, duration, vt, vp
 
 
-def explain_misses(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, cfg: DetectorConfig,
-                   verify: metrics.Trace | None) -> dict:
+def explain_misses(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, cfg: DetectorConfig, verify: metrics.Trace | None) -> dict:
     """Why the gate at ``cfg`` missed the keywords it missed. For each missed keyword, over the frames
     from its start to its end plus the matching tolerance: ``"keyword model"`` when the smoothed keyword
     score never reached the threshold there, ``"verification"`` when it did but the word model confirmed
@@ -59,14 +58,13 @@ def explain_misses(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: f
     the span (what a perfect keyword model could have recovered with this verification; None without
     verification)."""
     hit, _ = metrics.match_detections(metrics.detections(t, pr, cfg, cfg.threshold, verify), spans)
-    smoothed = KeywordDetector(cfg)._smooth(np.asarray(pr, float))  # the detector's own moving average
+    high = KeywordDetector(cfg)._smooth(np.asarray(pr, float)) >= cfg.threshold  # the detector's own moving average
     check = verify is not None and cfg.verify_threshold > 0
-    scores = verify_scores_at(t, verify[0], verify[1], cfg) if check else np.ones(len(t))
+    confirmed = verify_scores_at(t, verify[0], verify[1], cfg) >= cfg.verify_threshold if check else np.ones(len(t), bool)
     out = {"missed": int((~hit).sum()), "keyword model": 0, "verification": 0, "gate busy": 0, "verifiable": 0 if check else None}
     for start, end in spans[~hit]:
         inside = (t >= start) & (t <= end + metrics.TOLERANCE_S)
-        above = inside & (smoothed >= cfg.threshold)
-        confirmed = scores >= (cfg.verify_threshold if check else 0.0)
+        above = inside & high
         if check:
             out["verifiable"] += bool((inside & confirmed).any())
         out["keyword model" if not above.any() else "verification" if not (above & confirmed).any() else "gate busy"] += 1
@@ -154,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no setting meets the false-alarm budget", file=sys.stderr)
         return 1
     print(f"best: {to_dict(best[1])} (recall {best[0]:.3f})")
-    why = explain_misses(t, pr, spans_arr, duration, best[1], verify)
+    why = explain_misses(t, pr, spans_arr, best[1], verify)
     print(f"its {why['missed']} missed keywords: keyword score under the threshold {why['keyword model']}, "
           f"not confirmed by the word model {why['verification']}, gate busy {why['gate busy']}"
           + ("" if why["verifiable"] is None else f"; the word model would confirm {why['verifiable']} of them "
