@@ -58,6 +58,40 @@ def test_tune_detector_writes_a_verified_gate_setting(models, tiny_data_dir, tmp
         assert saved["spans"].shape[1] == 2 and 50 <= float(saved["duration"]) <= 70
 
 
+def test_tune_detector_tunes_on_saved_traces_and_replays_held_out_ones(models, tiny_data_dir, tmp_path, capsys):
+    """--traces joins saved streams end to end without running the models; --held-out replays the best
+    setting on other traces. The same stream twice is the same DET curve, so the same best recall, and
+    the best setting replayed on the stream it was tuned on gives that recall back."""
+    tool = _tool("tune_detector")
+    traces = str(tmp_path / "traces.npz")
+    assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "1", "--seed", "3",
+                      "--fa-per-hour", "1000", "--save-traces", traces]) == 0
+    single = float(re.search(r"best: .* \(recall ([0-9.]+)\)", capsys.readouterr().out).group(1))
+    (one, streams) = tool.load_traces([traces])
+    (two, _) = tool.load_traces([traces, traces])
+    assert streams[0]["seed"] == 3 and streams[0]["split"] == "test" and streams[0]["file"] == "traces.npz"
+    assert len(two[0]) == 2 * len(one[0]) and len(two[2]) == 2 * len(one[2]) and abs(two[3] - 2 * one[3]) < 1e-9
+    assert two[0][len(one[0])] >= one[3] and (two[2][len(one[2]):] == one[2] + one[3]).all()  # shifted, not overlaid
+
+    assert tool.main(["--models", models, "--traces", traces, traces, "--held-out", traces, "--fa-per-hour", "1000", "--write"]) == 0
+    out = capsys.readouterr().out
+    assert "tuning on saved traces: traces.npz (test seed 3), traces.npz (test seed 3)" in out
+    joined = float(re.search(r"best: .* \(recall ([0-9.]+)\)", out).group(1))
+    assert joined == single
+    held = re.search(r"held out \(.*traces.npz, (\d+) keywords in \d+ min\): recall ([0-9.]+) with (\d+) false alarms", out)
+    assert int(held.group(1)) == len(one[2]) and float(held.group(2)) == single
+    tuning = _sidecar(models, "kws")["thresholds"]["detector_tuning"]
+    assert tuning["seeds"] == [3, 3] and tuning["split"] == "test" and tuning["recall"] == joined
+
+
+def test_tune_detector_bad_traces_file_is_one_line(models, tmp_path):
+    bad = tmp_path / "not_traces.npz"
+    bad.write_bytes(b"not a numpy file")
+    with pytest.raises(SystemExit) as e:
+        _tool("tune_detector").main(["--models", models, "--traces", str(bad)])
+    assert str(e.value).startswith("error:") and "not_traces.npz" in str(e.value) and "\n" not in str(e.value)
+
+
 def test_tune_decoder_writes_a_decoder_setting(models, tiny_data_dir, capsys):
     tool = _tool("tune_decoder")
     assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--sentences", "2", "--write"]) == 0

@@ -6,7 +6,12 @@ false-alarm budget (and the sidecar's current setting's, for comparison), say wh
 missed the keywords it missed, and optionally write the best setting into the kws sidecar.
 
     python tools/tune_detector.py --models saved_models --data-dir ../shared/speech_commands_subset \
-        [--split validation] [--minutes 60] [--fa-per-hour 1] [--write] [--save-traces FILE.npz] [--check-half]
+        [--split validation] [--minutes 60] [--seed 1] [--fa-per-hour 1] [--write] [--save-traces FILE.npz] [--check-half]
+
+Running the models over a long stream is the slow part (about half an hour for 240 minutes); the grid
+is minutes. ``--save-traces`` keeps the traces, ``--traces A.npz [B.npz ...]`` tunes on saved traces
+(several streams, e.g. two seeds, joined end to end) without running the models, and ``--held-out
+C.npz ...`` replays the best setting on other streams: does its false-alarm rate hold there?
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import json
+import os
 import sys
 
 import numpy as np
@@ -49,6 +56,44 @@ def collect_traces(models: str, bank, keyword: str, minutes: float, seed: int, p
     return t[keep], pr[keep], spans_arr, duration, vt, vp
 
 
+def save_traces(path: str, traces: tuple, stream: dict) -> None:
+    """Write ``collect_traces``' result and where it came from (``stream``: split, minutes, seed, models)."""
+    t, pr, spans, duration, vt, vp = traces
+    np.savez_compressed(path, times=t, probs=pr, spans=spans, duration=duration, verify_times=vt, verify_probs=vp,
+                        stream=json.dumps(stream))
+
+
+def load_traces(paths: list[str]) -> tuple[tuple, list[dict]]:
+    """Saved traces of one or more streams joined end to end (each stream's times shifted by the
+    durations before it), in ``collect_traces``' form, and each file's stream description."""
+    parts, streams = [], []
+    for path in paths:
+        try:
+            with np.load(path) as z:
+                parts.append(tuple(z[k] for k in ("times", "probs", "spans", "duration", "verify_times", "verify_probs")))
+                stream = json.loads(str(z["stream"])) if "stream" in z.files else {}
+        except (OSError, ValueError, KeyError) as e:
+            raise SystemExit(f"error: {path}: not a traces file from --save-traces ({e}); save it again with --save-traces")
+        streams.append({"file": os.path.basename(path), **stream})
+    t, pr, spans, vt, vp, offset = [], [], [], [], [], 0.0
+    for times, probs, sp, duration, vtimes, vprobs in parts:
+        t.append(times + offset)
+        pr.append(probs)
+        spans.append(sp.reshape(-1, 2) + offset)
+        vt.append(vtimes + offset)
+        vp.append(vprobs)
+        offset += float(duration)
+    return (np.concatenate(t), np.concatenate(pr), np.concatenate(spans), offset, np.concatenate(vt),
+            np.concatenate(vp)), streams
+
+
+def replay(traces: tuple, cfg: DetectorConfig) -> dict:
+    """The gate at ``cfg`` over whole traces: ``det_point`` (recall, false alarms and their rate)."""
+    t, pr, spans, duration, vt, vp = traces
+    verify = (vt, vp) if len(vt) else None
+    return metrics.det_point(metrics.detections(t, pr, cfg, cfg.threshold, verify), spans, duration, cfg.threshold)
+
+
 def explain_misses(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, cfg: DetectorConfig, verify: metrics.Trace | None) -> dict:
     """Why the gate at ``cfg`` missed the keywords it missed. For each missed keyword, over the frames
     from its start to its end plus the matching tolerance: ``"keyword model"`` when the smoothed keyword
@@ -71,27 +116,44 @@ def explain_misses(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, cfg: Detect
     return out
 
 
+def grid(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, verify: metrics.Trace | None,
+         base: DetectorConfig, verify_choices: list[tuple[float, float]]) -> list[tuple[DetectorConfig, list[dict]]]:
+    """Every setting of the grid (smoothing, patience, verification window and threshold) with its DET
+    points over the keyword thresholds: the slow part, computed once for any number of budgets."""
+    rows = []
+    for smoothing, patience in itertools.product((1, 3, 5), (1, 2, 4)):
+        cfg = dataclasses.replace(base, smoothing_frames=smoothing, patience_frames=patience)
+        for window_s, verify_th in verify_choices:
+            vcfg = dataclasses.replace(cfg, verify_window_s=window_s, verify_threshold=verify_th)
+            # The runtime's gate replayed on the traces: verification decides when it fires, not
+            # just which detections stay, so each setting is its own replay.
+            rows.append((vcfg, metrics.det_points(t, pr, spans, duration, vcfg, THRESHOLDS, verify=verify)))
+    return rows
+
+
+def best_at(rows: list[tuple[DetectorConfig, list[dict]]], fa_per_hour: float,
+            report: bool = False) -> tuple[float, DetectorConfig] | None:
+    """The best ``(recall, setting)`` of ``grid`` rows at <= ``fa_per_hour`` (None if none meets it)."""
+    best, per_pair = None, {}
+    for vcfg, points in rows:
+        point = metrics.recall_at_fa(points, fa_per_hour)
+        pair = (vcfg.smoothing_frames, vcfg.patience_frames)
+        per_pair[pair] = max(per_pair.get(pair, 0.0), point["recall"] or 0.0)
+        if point["recall"] is not None and (best is None or point["recall"] > best[0]):
+            best = (point["recall"], dataclasses.replace(vcfg, threshold=float(point["threshold"])))
+    if report:
+        n = len(rows) // max(len(per_pair), 1)
+        for (smoothing, patience), recall in per_pair.items():
+            print(f"  smoothing {smoothing}  patience {patience}: best recall {recall:.3f} (over {n} verification settings)", flush=True)
+    return best
+
+
 def search(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, verify: metrics.Trace | None,
            base: DetectorConfig, fa_per_hour: float, verify_choices: list[tuple[float, float]],
            report: bool = False) -> tuple[float, DetectorConfig] | None:
     """The grid: the best ``(recall, setting)`` at <= ``fa_per_hour`` over smoothing, patience,
     verification window and threshold and the keyword threshold (None if no setting meets the budget)."""
-    best = None
-    for smoothing, patience in itertools.product((1, 3, 5), (1, 2, 4)):
-        cfg = dataclasses.replace(base, smoothing_frames=smoothing, patience_frames=patience)
-        row = []
-        for window_s, verify_th in verify_choices:
-            vcfg = dataclasses.replace(cfg, verify_window_s=window_s, verify_threshold=verify_th)
-            # The runtime's gate replayed on the traces: verification decides when it fires, not
-            # just which detections stay, so each setting is its own replay.
-            points = metrics.det_points(t, pr, spans, duration, vcfg, THRESHOLDS, verify=verify)
-            point = metrics.recall_at_fa(points, fa_per_hour)
-            row.append(f"{point['recall'] or 0:.3f}")
-            if point["recall"] is not None and (best is None or point["recall"] > best[0]):
-                best = (point["recall"], dataclasses.replace(vcfg, threshold=float(point["threshold"])))
-        if report:
-            print(f"  smoothing {smoothing}  patience {patience}: best recall {max(row)} (over {len(verify_choices)} verification settings)", flush=True)
-    return best
+    return best_at(grid(t, pr, spans, duration, verify, base, verify_choices), fa_per_hour, report)
 
 
 def half_check(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, verify: metrics.Trace | None,
@@ -116,7 +178,7 @@ def half_check(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default="saved_models")
-    p.add_argument("--data-dir", required=True)
+    p.add_argument("--data-dir", help="the data set to build the stream from (not needed with --traces)")
     p.add_argument("--split", default="validation")
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--seed", type=int, default=1)
@@ -124,26 +186,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="float32")
     p.add_argument("--write", action="store_true", help="store the best setting in MODELS/kws/model.json")
     p.add_argument("--save-traces", metavar="FILE.npz", help="also save the score traces (keyword model, word model, keyword spans)")
+    p.add_argument("--traces", nargs="+", metavar="FILE.npz",
+                   help="tune on traces saved by --save-traces (several files: their streams joined) instead of running the models")
+    p.add_argument("--held-out", nargs="+", metavar="FILE.npz",
+                   help="replay the best setting on these saved traces (another stream) and report recall and false alarms")
     p.add_argument("--check-half", action="store_true",
                    help="also tune on the first half of the stream and report that setting on the second half "
                         "(does its false-alarm rate hold on audio it was not tuned on?)")
     args = p.parse_args(argv)
+    if not args.traces and not args.data_dir:
+        p.error("give --data-dir (to run the models over a stream) or --traces (saved by --save-traces)")
 
     sidecar = load_sidecar(args.models, "kws")
     keyword = sidecar["keyword"]
-    bank = split_bank(args.data_dir, args.split)
-
-    t, pr, spans_arr, duration, vt, vp = collect_traces(args.models, bank, keyword, args.minutes, args.seed, args.precision)
-    if args.save_traces:
-        np.savez_compressed(args.save_traces, times=t, probs=pr, spans=spans_arr, duration=duration, verify_times=vt,
-                            verify_probs=vp)
-        print(f"saved the score traces to {args.save_traces}")
+    held_out = load_traces(args.held_out)[0] if args.held_out else None  # bad files fail before the long run
+    if args.traces:
+        traces, streams = load_traces(args.traces)
+        described = ", ".join(f"{s['file']} ({s.get('split', '?')} seed {s.get('seed', '?')})" for s in streams)
+        print(f"tuning on saved traces: {described}")
+    else:
+        bank = split_bank(args.data_dir, args.split)
+        traces = collect_traces(args.models, bank, keyword, args.minutes, args.seed, args.precision)
+        streams = [{"split": args.split, "minutes": args.minutes, "seed": args.seed}]
+        if args.save_traces:
+            save_traces(args.save_traces, traces, {**streams[0], "models": os.path.abspath(args.models)})
+            print(f"saved the score traces to {args.save_traces}")
+    t, pr, spans_arr, duration, vt, vp = traces
     verify_choices = list(itertools.product(VERIFY_WINDOWS_S, VERIFY_THRESHOLDS)) if len(vt) else [(0.5, 0.0)]
     if not len(vt):
         print(f"the word model has no class {keyword!r}: tuning without verification", file=sys.stderr)
 
     base = from_dict(DetectorConfig, sidecar.get("thresholds", {}).get("detector", {}))
-    print(f"{args.split} split: {len(spans_arr)} keywords in {duration / 60:.0f} min; recall at <= {args.fa_per_hour:g} FA/h")
+    splits = sorted({s.get("split", "?") for s in streams})
+    print(f"{'+'.join(splits)} split: {len(spans_arr)} keywords in {duration / 60:.0f} min; recall at <= {args.fa_per_hour:g} FA/h")
     verify = (vt, vp) if len(vt) else None
     best = search(t, pr, spans_arr, duration, verify, base, args.fa_per_hour, verify_choices, report=True)
     current = metrics.recall_at_fa(metrics.det_points(t, pr, spans_arr, duration, base, THRESHOLDS, verify=verify), args.fa_per_hour)
@@ -157,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
           f"not confirmed by the word model {why['verification']}, gate busy {why['gate busy']}"
           + ("" if why["verifiable"] is None else f"; the word model would confirm {why['verifiable']} of them "
              "somewhere in the keyword's span"))
+    if held_out is not None:
+        held = replay(held_out, best[1])
+        print(f"held out ({' + '.join(args.held_out)}, {len(held_out[2])} keywords in {held_out[3] / 60:.0f} min): "
+              f"recall {held['recall'] or 0:.3f} with {held['false_alarms']} false alarms "
+              f"({held['fa_per_hour']:.2f} per hour, budget {args.fa_per_hour:g})")
     if args.check_half:
         check = half_check(t, pr, spans_arr, duration, verify, base, args.fa_per_hour, verify_choices)
         if check is None:
@@ -168,8 +248,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{held['false_alarms']} false alarms ({held['fa_per_hour']:.2f} per hour, budget {args.fa_per_hour:g})")
     if args.write:
         sidecar.setdefault("thresholds", {})["detector"] = to_dict(best[1])
-        sidecar["thresholds"]["detector_tuning"] = {"split": args.split, "minutes": args.minutes, "seed": args.seed,
-                                                    "fa_per_hour_budget": args.fa_per_hour, "recall": best[0]}
+        tuning = {"split": "+".join(splits), "minutes": round(duration / 60, 1)}
+        seeds = [s.get("seed") for s in streams]
+        tuning.update({"seed": seeds[0]} if len(seeds) == 1 else {"seeds": seeds})
+        sidecar["thresholds"]["detector_tuning"] = {**tuning, "fa_per_hour_budget": args.fa_per_hour, "recall": best[0]}
         body = {k: v for k, v in sidecar.items() if k not in ("format", "task")}
         save_sidecar(args.models, "kws", body)
         print(f"wrote the detector settings into {args.models}/kws/model.json")
