@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     held_out = load_traces(args.held_out)[0] if args.held_out else None  # bad files fail before the long run
     if args.traces:
         traces, streams = load_traces(args.traces)
-        described = ", ".join(f"{s['file']} ({s.get('split', '?')} seed {s.get('seed', '?')})" for s in streams)
+        described = ", ".join(f"{s['file']} ({s['split']} seed {s['seed']})" if "split" in s else f"{s['file']} (no stream record)"
+                              for s in streams)
         print(f"tuning on saved traces: {described}")
     else:
         bank = split_bank(args.data_dir, args.split)
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the word model has no class {keyword!r}: tuning without verification", file=sys.stderr)
 
     base = from_dict(DetectorConfig, sidecar.get("thresholds", {}).get("detector", {}))
-    splits = sorted({s.get("split", "?") for s in streams})
+    splits = sorted({s.get("split", "unknown") for s in streams})
     print(f"{'+'.join(splits)} split: {len(spans_arr)} keywords in {duration / 60:.0f} min; recall at <= {args.fa_per_hour:g} FA/h")
     verify = (vt, vp) if len(vt) else None
     best = search(t, pr, spans_arr, duration, verify, base, args.fa_per_hour, verify_choices, report=True)
