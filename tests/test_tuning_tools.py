@@ -84,6 +84,15 @@ def test_tune_detector_tunes_on_saved_traces_and_replays_held_out_ones(models, t
     assert tuning["seeds"] == [3, 3] and tuning["split"] == "test" and tuning["recall"] == joined
 
 
+def test_tune_detector_traces_exclude_a_model_run(models, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:  # argparse: usage and a one-line error, exit 2
+        _tool("tune_detector").main(["--models", models, "--traces", "a.npz", "--save-traces", "b.npz"])
+    assert e.value.code == 2 and "--traces tunes on saved traces" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        _tool("tune_detector").main(["--models", models])
+    assert e.value.code == 2 and "give --data-dir" in capsys.readouterr().err
+
+
 def test_tune_detector_bad_traces_file_is_one_line(models, tmp_path):
     bad = tmp_path / "not_traces.npz"
     bad.write_bytes(b"not a numpy file")

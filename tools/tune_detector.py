@@ -8,8 +8,8 @@ missed the keywords it missed, and optionally write the best setting into the kw
     python tools/tune_detector.py --models saved_models --data-dir ../shared/speech_commands_subset \
         [--split validation] [--minutes 60] [--seed 1] [--fa-per-hour 1] [--write] [--save-traces FILE.npz] [--check-half]
 
-Running the models over a long stream is the slow part (about half an hour for 240 minutes); the grid
-is minutes. ``--save-traces`` keeps the traces, ``--traces A.npz [B.npz ...]`` tunes on saved traces
+Running the models over a long stream is the slow part (20-30 minutes for 240 minutes on 2 cores); the
+grid is minutes. ``--save-traces`` keeps the traces, ``--traces A.npz [B.npz ...]`` tunes on saved traces
 (several streams, e.g. two seeds, joined end to end) without running the models, and ``--held-out
 C.npz ...`` replays the best setting on other streams: does its false-alarm rate hold there?
 """
@@ -196,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.traces and not args.data_dir:
         p.error("give --data-dir (to run the models over a stream) or --traces (saved by --save-traces)")
+    if args.traces and (args.save_traces or args.data_dir):
+        p.error("--traces tunes on saved traces: --data-dir and --save-traces are for a run of the models")
 
     sidecar = load_sidecar(args.models, "kws")
     keyword = sidecar["keyword"]
