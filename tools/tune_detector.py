@@ -66,31 +66,27 @@ def save_traces(path: str, traces: tuple, stream: dict) -> None:
 def load_traces(paths: list[str]) -> tuple[tuple, list[dict]]:
     """Saved traces of one or more streams joined end to end (each stream's times shifted by the
     durations before it), in ``collect_traces``' form, and each file's stream description."""
-    parts, streams = [], []
+    t, pr, spans, vt, vp, streams, offset = [], [], [], [], [], [], 0.0
     for path in paths:
         try:
             with np.load(path) as z:
-                parts.append(tuple(z[k] for k in ("times", "probs", "spans", "duration", "verify_times", "verify_probs")))
+                t.append(z["times"] + offset)
+                pr.append(z["probs"])
+                spans.append(z["spans"].reshape(-1, 2) + offset)
+                vt.append(z["verify_times"] + offset)
+                vp.append(z["verify_probs"])
                 stream = json.loads(str(z["stream"])) if "stream" in z.files else {}
+                offset += float(z["duration"])
         except (OSError, ValueError, KeyError) as e:
             raise SystemExit(f"error: {path}: not a traces file from --save-traces ({e}); save it again with --save-traces")
         streams.append({"file": os.path.basename(path), **stream})
-    t, pr, spans, vt, vp, offset = [], [], [], [], [], 0.0
-    for times, probs, sp, duration, vtimes, vprobs in parts:
-        t.append(times + offset)
-        pr.append(probs)
-        spans.append(sp.reshape(-1, 2) + offset)
-        vt.append(vtimes + offset)
-        vp.append(vprobs)
-        offset += float(duration)
     return (np.concatenate(t), np.concatenate(pr), np.concatenate(spans), offset, np.concatenate(vt),
             np.concatenate(vp)), streams
 
 
-def replay(traces: tuple, cfg: DetectorConfig) -> dict:
+def replay(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, verify: metrics.Trace | None,
+           cfg: DetectorConfig) -> dict:
     """The gate at ``cfg`` over whole traces: ``det_point`` (recall, false alarms and their rate)."""
-    t, pr, spans, duration, vt, vp = traces
-    verify = (vt, vp) if len(vt) else None
     return metrics.det_point(metrics.detections(t, pr, cfg, cfg.threshold, verify), spans, duration, cfg.threshold)
 
 
@@ -170,8 +166,7 @@ def half_check(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float
     if tuned is None:
         return None
     cfg = tuned[1]
-    held = metrics.det_point(metrics.detections(t[second], pr[second], cfg, cfg.threshold, verify), spans_second,
-                             duration - mid, cfg.threshold)
+    held = replay(t[second], pr[second], spans_second, duration - mid, verify, cfg)
     return {"tuned": tuned, "held_out": held, "keywords": (len(spans_first), len(spans_second))}
 
 
@@ -236,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
           + ("" if why["verifiable"] is None else f"; the word model would confirm {why['verifiable']} of them "
              "somewhere in the keyword's span"))
     if held_out is not None:
-        held = replay(held_out, best[1])
-        print(f"held out ({' + '.join(args.held_out)}, {len(held_out[2])} keywords in {held_out[3] / 60:.0f} min): "
+        ht, hpr, hspans, hduration, hvt, hvp = held_out
+        held = replay(ht, hpr, hspans, hduration, (hvt, hvp) if len(hvt) else None, best[1])
+        print(f"held out ({' + '.join(args.held_out)}, {len(hspans)} keywords in {hduration / 60:.0f} min): "
               f"recall {held['recall'] or 0:.3f} with {held['false_alarms']} false alarms "
               f"({held['fa_per_hour']:.2f} per hour, budget {args.fa_per_hour:g})")
     if args.check_half:
