@@ -93,6 +93,27 @@ def test_tune_detector_traces_exclude_a_model_run(models, tmp_path, capsys):
     assert e.value.code == 2 and "give --data-dir" in capsys.readouterr().err
 
 
+def test_tune_detector_refuses_traces_of_other_models(models, tiny_data_dir, tmp_path, capsys):
+    """Saved traces record a digest of the two TFLite files: tuning them against a package whose model
+    files differ (here the keyword model's bytes changed) is a one-line error, and nothing is written."""
+    tool = _tool("tune_detector")
+    traces = str(tmp_path / "traces.npz")
+    assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "1",
+                      "--fa-per-hour", "1000", "--save-traces", traces]) == 0
+    capsys.readouterr()
+    other = str(tmp_path / "other")
+    shutil.copytree(models, other)
+    with open(os.path.join(other, "kws", "float32.tflite"), "ab") as f:
+        f.write(b"\0")
+    before = _sidecar(other, "kws")
+    for args in (["--traces", traces], ["--traces", traces, "--held-out", traces]):
+        with pytest.raises(SystemExit) as e:
+            tool.main(["--models", other, *args, "--fa-per-hour", "1000", "--write"])
+        assert "traces.npz: traces of other models" in str(e.value) and "\n" not in str(e.value)
+    assert _sidecar(other, "kws") == before
+    assert tool.main(["--models", models, "--traces", traces, "--fa-per-hour", "1000"]) == 0  # its own package
+
+
 def test_tune_detector_bad_traces_file_is_one_line(models, tmp_path):
     bad = tmp_path / "not_traces.npz"
     bad.write_bytes(b"not a numpy file")

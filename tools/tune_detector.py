@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import itertools
 import json
 import os
@@ -30,7 +31,7 @@ from kws_tf.decisions import KeywordDetector, verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import keyword_stream, split_bank
 from kws_tf.runtime import Transcriber
-from kws_tf.sidecar import load_sidecar, save_sidecar
+from kws_tf.sidecar import ModelDirError, load_sidecar, model_file, save_sidecar
 
 THRESHOLDS = np.round(np.concatenate([np.arange(0.1, 0.95, 0.05), np.arange(0.95, 0.999, 0.005)]), 4)
 VERIFY_THRESHOLDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # 0: no verification
@@ -56,8 +57,28 @@ def collect_traces(models: str, bank, keyword: str, minutes: float, seed: int, p
     return t[keep], pr[keep], spans_arr, duration, vt, vp
 
 
+def models_digest(models: str, precision: str) -> str:
+    """A short hash of the two TFLite files (keyword and word model) at ``precision``: the traces'
+    scores depend on these bytes alone, so traces and models with the same digest belong together."""
+    h = hashlib.sha256()
+    for task in ("kws", "words"):
+        with open(model_file(models, task, load_sidecar(models, task), precision), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def check_same_models(streams: list[dict], digest: str, models: str) -> None:
+    """Refuse traces saved from other models than ``models`` (their digests differ): a setting tuned on
+    them would be written into the wrong package. Traces saved without a digest are not checked."""
+    for s in streams:
+        if s.get("models_digest") not in (None, digest):
+            raise SystemExit(f"error: {s['file']}: traces of other models ({s.get('models', 'unknown')}) than {models}; "
+                             f"save traces of {models} with --save-traces, or pass --models for the package they came from")
+
+
 def save_traces(path: str, traces: tuple, stream: dict) -> None:
-    """Write ``collect_traces``' result and where it came from (``stream``: split, minutes, seed, models)."""
+    """Write ``collect_traces``' result and where it came from (``stream``: split, minutes, seed, models,
+    models_digest)."""
     t, pr, spans, duration, vt, vp = traces
     np.savez_compressed(path, times=t, probs=pr, spans=spans, duration=duration, verify_times=vt, verify_probs=vp,
                         stream=json.dumps(stream))
@@ -194,11 +215,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.traces and (args.save_traces or args.data_dir):
         p.error("--traces tunes on saved traces: --data-dir and --save-traces are for a run of the models")
 
-    sidecar = load_sidecar(args.models, "kws")
+    try:
+        sidecar = load_sidecar(args.models, "kws")
+        digest = models_digest(args.models, args.precision)
+    except ModelDirError as e:
+        raise SystemExit(f"error: {e}")
     keyword = sidecar["keyword"]
-    held_out = load_traces(args.held_out)[0] if args.held_out else None  # bad files fail before the long run
+    held_out = None
+    if args.held_out:  # bad files fail before the long run
+        held_out, held_streams = load_traces(args.held_out)
+        check_same_models(held_streams, digest, args.models)
     if args.traces:
         traces, streams = load_traces(args.traces)
+        check_same_models(streams, digest, args.models)
         described = ", ".join(f"{s['file']} ({s['split']} seed {s['seed']})" if "split" in s else f"{s['file']} (no stream record)"
                               for s in streams)
         print(f"tuning on saved traces: {described}")
@@ -207,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         traces = collect_traces(args.models, bank, keyword, args.minutes, args.seed, args.precision)
         streams = [{"split": args.split, "minutes": args.minutes, "seed": args.seed}]
         if args.save_traces:
-            save_traces(args.save_traces, traces, {**streams[0], "models": os.path.abspath(args.models)})
+            save_traces(args.save_traces, traces, {**streams[0], "models": os.path.abspath(args.models), "models_digest": digest})
             print(f"saved the score traces to {args.save_traces}")
     t, pr, spans_arr, duration, vt, vp = traces
     verify_choices = list(itertools.product(VERIFY_WINDOWS_S, VERIFY_THRESHOLDS)) if len(vt) else [(0.5, 0.0)]
