@@ -134,6 +134,9 @@ class WordConfig:
     reverb_rt60_s: tuple[float, float] = (0.15, 0.8)
     reverb_drr_db: tuple[float, float] = (-3.0, 12.0)
     silence_fraction: float = 0.06
+    # Which word each example is: 0 draws the words uniformly, whatever their clip counts; p > 0 draws
+    # a word in proportion to (its real + synthetic clips)^p, so words with few clips are repeated less.
+    class_power: float = 0.0
     specaugment: bool = True
     freq_mask_bins: int = 6
     time_mask_frames: int = 10

@@ -41,6 +41,19 @@ def test_word_pipeline_is_seeded_and_balanced():
     assert counts[3] > 0  # _silence_ examples
 
 
+def test_word_pipeline_class_power_draws_words_by_their_clip_counts():
+    """class_power 1: a class with 10 clips is drawn about 10 times as often as one with 1 clip (uniform
+    by default, above); seeded like the default pipeline."""
+    audio = burst_clips(12, 0.2, 0.6)
+    labels = np.array([0] * 10 + [1, 2], np.int32)
+    make = lambda: word_train_dataset(audio, labels, np.zeros(12, bool), n_words=3, noise=NOISE, features=FEATS,
+                                      word=WordConfig(class_power=1.0, silence_fraction=0.0), batch_size=64, seed=1)
+    y = np.concatenate([y.numpy() for _, y in make().take(8)])
+    counts = np.bincount(y, minlength=4)
+    assert counts[3] == 0 and 6 * counts[1] < counts[0] and 6 * counts[2] < counts[0] and counts[1] + counts[2] > 0
+    np.testing.assert_array_equal(next(iter(make()))[1].numpy(), y[:64])
+
+
 def test_mixup_blends_features_and_labels_with_one_weight():
     feats = tf.constant(RNG.standard_normal((6, 5, 4)), tf.float32)
     labels = tf.constant([0, 1, 2, 0, 1, 2], tf.int32)

@@ -36,14 +36,17 @@ def word_train_dataset(
 ) -> tf.data.Dataset:
     """Endless, seeded batches of ``((B, frames, n_mels) float32, (B,) int32)``.
 
-    Classes are drawn uniformly (the data is very uneven), plus ``_silence_`` (label ``n_words``)
-    with probability ``word.silence_fraction``. Within a class a synthetic clip is drawn with
+    Classes are drawn uniformly (the data is very uneven), or with ``word.class_power`` p > 0 in
+    proportion to (clips of the class)^p, plus ``_silence_`` (label ``n_words``) with probability
+    ``word.silence_fraction``. Within a class a synthetic clip is drawn with
     probability ``synthetic_weight`` when the class has both kinds.
     """
     audio_t = tf.constant(audio)  # (N, samples) int16
     real = class_tables(labels, ~is_synthetic, n_words)
     synth = class_tables(labels, is_synthetic, n_words)
     n_samples = audio.shape[1]
+    clips = real[2].numpy().astype(np.float64) + synth[2].numpy()
+    class_logits = tf.constant([word.class_power * np.log(np.maximum(clips, 1.0))], tf.float32)  # (1, n_words)
     max_shift = int(word.time_shift_s * features.sample_rate_hz)
     rir_n = int(word.reverb_rt60_s[1] * features.sample_rate_hz / 2)  # the tail is 30 dB down by then
 
@@ -55,7 +58,10 @@ def word_train_dataset(
     def example(i: tf.Tensor):
         s = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), i]), 10)
         silence = tf.random.stateless_uniform((), s[0]) < word.silence_fraction
-        cls = tf.random.stateless_uniform((), s[1], 0, n_words, dtype=tf.int32)
+        if word.class_power > 0:
+            cls = tf.cast(tf.random.stateless_categorical(class_logits, 1, s[1])[0, 0], tf.int32)
+        else:  # the same draws as before the option existed
+            cls = tf.random.stateless_uniform((), s[1], 0, n_words, dtype=tf.int32)
         use_synth = (synth[2][cls] > 0) & ((real[2][cls] == 0) | (tf.random.stateless_uniform((), s[2]) < synthetic_weight))
         idx = tf.where(use_synth, pick(synth, cls, s[3]), pick(real, cls, s[3]))
         x = tf.cast(audio_t[idx], tf.float32) / 32768.0
