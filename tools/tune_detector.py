@@ -72,13 +72,14 @@ def check_same_models(streams: list[dict], digest: str, models: str) -> None:
     them would be written into the wrong package. Traces saved without a digest are not checked."""
     for s in streams:
         if s.get("models_digest") not in (None, digest):
-            raise SystemExit(f"error: {s['file']}: traces of other models ({s.get('models', 'unknown')}) than {models}; "
-                             f"save traces of {models} with --save-traces, or pass --models for the package they came from")
+            raise SystemExit(f"error: {s['file']}: traces of other models ({s.get('models', 'unknown')}, "
+                             f"{s.get('precision', 'float32')}) than {models}; "
+                             f"save traces of {models} with --save-traces, or pass the --models and --precision they came from")
 
 
 def save_traces(path: str, traces: tuple, stream: dict) -> None:
     """Write ``collect_traces``' result and where it came from (``stream``: split, minutes, seed, models,
-    models_digest)."""
+    precision, models_digest)."""
     t, pr, spans, duration, vt, vp = traces
     np.savez_compressed(path, times=t, probs=pr, spans=spans, duration=duration, verify_times=vt, verify_probs=vp,
                         stream=json.dumps(stream))
@@ -236,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         traces = collect_traces(args.models, bank, keyword, args.minutes, args.seed, args.precision)
         streams = [{"split": args.split, "minutes": args.minutes, "seed": args.seed}]
         if args.save_traces:
-            save_traces(args.save_traces, traces, {**streams[0], "models": os.path.abspath(args.models), "models_digest": digest})
+            save_traces(args.save_traces, traces, {**streams[0], "models": os.path.abspath(args.models), "precision": args.precision,
+                                                           "models_digest": digest})
             print(f"saved the score traces to {args.save_traces}")
     t, pr, spans_arr, duration, vt, vp = traces
     verify_choices = list(itertools.product(VERIFY_WINDOWS_S, VERIFY_THRESHOLDS)) if len(vt) else [(0.5, 0.0)]
