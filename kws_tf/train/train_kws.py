@@ -41,6 +41,7 @@ def _arrays(ds) -> tuple[np.ndarray, np.ndarray]:
 def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str, run_dir: str, seed: int,
               synthetic: DatasetIndex | None = None, epochs: int | None = None, verbose: int = 1) -> dict:
     """Full keyword-model run; returns the run summary (also written into the sidecar)."""
+    keras.utils.set_random_seed(seed)  # weight initialisation and dropout follow --seed too, not only the data
     feats, kcfg, tcfg = preset.features, preset.kws_data, preset.kws
     word_n = feats.sample_rate_hz  # 1 s word clips
     sources = [index] + ([synthetic] if synthetic else [])

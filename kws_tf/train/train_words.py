@@ -52,6 +52,7 @@ def accuracy_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -
 def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Preset, *, out_dir: str, run_dir: str, seed: int,
                 synthetic: DatasetIndex | None = None, epochs: int | None = None, verbose: int = 1) -> dict:
     """Full word-model run; returns the run summary (also written into the sidecar)."""
+    keras.utils.set_random_seed(seed)  # weight initialisation and dropout follow --seed too, not only the data
     feats, wcfg, tcfg = preset.features, preset.word_data, preset.words
     n = wcfg.clip_samples(feats)
     labels = list(words) + [SILENCE_LABEL]
