@@ -17,23 +17,28 @@ from tests.conftest import TINY_WORDS, write_tree
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("task", ["kws", "words"])
-def test_tiny_run_exports_models_that_load(tiny_models_dir, task):
+def _invoke(models_dir: str, task: str, precision: str, make_input) -> tuple[np.ndarray, np.ndarray]:
+    """Run one exported TFLite model once on ``make_input(input_shape)``; returns (input shape, output)."""
     from ai_edge_litert.interpreter import Interpreter
 
+    interp = Interpreter(model_path=model_file(models_dir, task, load_sidecar(models_dir, task), precision))
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    interp.set_tensor(inp["index"], make_input(inp["shape"]))
+    interp.invoke()
+    return inp["shape"], interp.get_tensor(out["index"])
+
+
+@pytest.mark.parametrize("task", ["kws", "words"])
+def test_tiny_run_exports_models_that_load(tiny_models_dir, task):
     sidecar = load_sidecar(tiny_models_dir, task)
     assert os.path.isdir(os.path.join(tiny_models_dir, task, "saved_model"))
     assert sidecar["parity"]["float32_max_abs_diff"] < 1e-3
     assert sidecar["quantization"]["int8"] in ("full_integer", "dynamic_range")
     assert sidecar["features"]["n_mels"] == 40 and sidecar["sample_rate_hz"] == 16000
     for precision in ("float32", "int8"):
-        interp = Interpreter(model_path=model_file(tiny_models_dir, task, sidecar, precision))
-        interp.allocate_tensors()
-        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-        assert list(inp["shape"]) == [1, sidecar["input"]["frames"], sidecar["input"]["n_mels"]]
-        interp.set_tensor(inp["index"], np.full(inp["shape"], -5.0, np.float32))
-        interp.invoke()
-        result = interp.get_tensor(out["index"])
+        shape, result = _invoke(tiny_models_dir, task, precision, lambda shape: np.full(shape, -5.0, np.float32))
+        assert list(shape) == [1, sidecar["input"]["frames"], sidecar["input"]["n_mels"]]
         if task == "kws":
             assert result.shape == (1, sidecar["output"]["frames"], 1)
             assert np.all((result >= 0) & (result <= 1))
@@ -205,15 +210,8 @@ def test_backup_writes_leave_no_partial_files(tmp_path):
 
 
 def _words_output(models_dir: str) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter
-
-    sidecar = load_sidecar(models_dir, "words")
-    interp = Interpreter(model_path=model_file(models_dir, "words", sidecar, "float32"))
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    interp.set_tensor(inp["index"], np.random.default_rng(0).normal(-4.0, 2.0, inp["shape"]).astype(np.float32))
-    interp.invoke()
-    return interp.get_tensor(out["index"])[0]
+    make_input = lambda shape: np.random.default_rng(0).normal(-4.0, 2.0, shape).astype(np.float32)  # noqa: E731
+    return _invoke(models_dir, "words", "float32", make_input)[1][0]
 
 
 def test_seed_fixes_the_trained_weights(tiny_models_dir, tiny_data_dir, tmp_path):
