@@ -209,9 +209,9 @@ def test_backup_writes_leave_no_partial_files(tmp_path):
     assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 2
 
 
-def _words_output(models_dir: str) -> np.ndarray:
+def _model_output(models_dir: str, task: str = "words") -> np.ndarray:
     make_input = lambda shape: np.random.default_rng(0).normal(-4.0, 2.0, shape).astype(np.float32)  # noqa: E731
-    return _invoke(models_dir, "words", "float32", make_input)[1][0]
+    return _invoke(models_dir, task, "float32", make_input)[1][0]
 
 
 def test_seed_fixes_the_trained_weights(tiny_models_dir, tiny_data_dir, tmp_path):
@@ -224,7 +224,23 @@ def test_seed_fixes_the_trained_weights(tiny_models_dir, tiny_data_dir, tmp_path
         out, runs = str(tmp_path / f"models{seed}"), str(tmp_path / f"runs{seed}")
         assert main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "words", "--words", *TINY_WORDS,
                      "--seed", str(seed), "--out", out, "--run-dir", runs, "--quiet"]) == 0
-        outputs[seed] = _words_output(out)
-    reference = _words_output(tiny_models_dir)
+        outputs[seed] = _model_output(out)
+    reference = _model_output(tiny_models_dir)
     np.testing.assert_allclose(outputs[0], reference, atol=1e-5)
     assert np.abs(outputs[1] - reference).max() > 1e-3
+
+
+def test_no_test_leaves_the_test_split_unscored(tiny_models_dir, tiny_data_dir, tmp_path):
+    """--no-test: neither the sidecars nor the output carry test-split numbers (so runs can be compared
+    without seeing them), each split's numbers print on their own line, and the models come out the same
+    as the fixture's run without the flag."""
+    out = tmp_path / "models"
+    proc = run_cli("--data-dir", tiny_data_dir, "--preset", "tiny", "--words", *TINY_WORDS, "--no-test", "--out", str(out),
+                   "--run-dir", str(tmp_path / "runs"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    score_lines = [line for line in proc.stdout.splitlines() if "split (Keras)" in line]
+    assert [line.split(" split")[0] for line in score_lines] == ["kws: validation", "words: validation"]
+    for task in ("kws", "words"):
+        assert list(load_sidecar(str(out), task)["metrics"]) == ["validation"]
+        assert list(load_sidecar(tiny_models_dir, task)["metrics"]) == ["validation", "test"]
+        np.testing.assert_allclose(_model_output(str(out), task), _model_output(tiny_models_dir, task), atol=1e-5)

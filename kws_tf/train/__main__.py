@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lists-dir", help="folder with validation_list.txt/testing_list.txt (default: the data folder)")
     p.add_argument("--synthetic-dir", help="extra clips in the same layout (e.g. from python -m kws_tf.train.synth), used for training only")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-test", action="store_true",
+                   help="do not score the test split (keep it unseen while choosing between runs; "
+                        "python -m kws_tf.evaluate --split test scores it later)")
     p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
     return p
 
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
             json.dump({"args": vars(args), "preset": preset.to_dict()}, f, indent=2)
         start = time.perf_counter()
-        common = dict(out_dir=args.out, run_dir=run_dir, seed=args.seed, synthetic=synthetic, epochs=args.epochs, verbose=2 if args.quiet else 1)
+        common = dict(out_dir=args.out, run_dir=run_dir, seed=args.seed, synthetic=synthetic, epochs=args.epochs, verbose=2 if args.quiet else 1,
+                      score_test=not args.no_test)
         try:
             if task == "kws":
                 summary = train_kws(index, args.keyword, preset, **common)
@@ -109,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2)
         print(f"{task}: exported to {os.path.join(args.out, task)}; run folder {run_dir}")
-        print(f"{task}: {json.dumps(summary['metrics'].get('test', {}), default=str)[:400]}")
+        for split, scores in summary["metrics"].items():  # one line per split, so the test line is easy to leave unread
+            print(f"{task}: {split} split (Keras): {json.dumps(scores, default=str)[:400]}")
     return 0
 
 

@@ -39,8 +39,9 @@ def _arrays(ds) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str, run_dir: str, seed: int,
-              synthetic: DatasetIndex | None = None, epochs: int | None = None, verbose: int = 1) -> dict:
-    """Full keyword-model run; returns the run summary (also written into the sidecar)."""
+              synthetic: DatasetIndex | None = None, epochs: int | None = None, verbose: int = 1, score_test: bool = True) -> dict:
+    """Full keyword-model run; returns the run summary (also written into the sidecar). ``score_test=False``
+    leaves the test split unread (no test metrics)."""
     keras.utils.set_random_seed(seed)  # weight initialisation and dropout follow --seed too, not only the data
     feats, kcfg, tcfg = preset.features, preset.kws_data, preset.kws
     word_n = feats.sample_rate_hz  # 1 s word clips
@@ -59,7 +60,7 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
     noise_audio, _ = load_noise(index.noise_files)
     noise = NoiseBank(noise_audio, kcfg.clip_samples(feats))
     data = {}
-    for split in ("train", "validation", "test"):
+    for split in ("train", "validation", "test") if score_test else ("train", "validation"):
         kw, other = clips(split, True), clips(split, False)
         if len(kw.clips) == 0:
             if split == "train":
@@ -96,7 +97,9 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
     pipeline_x = np.concatenate([x.numpy() for x, _ in pipeline])
     stats = pipeline_x.reshape(-1, feats.n_mels)
     x_val, y_val = _arrays(dataset("validation", seed + 1000, False, tcfg.val_examples))
-    x_test, y_test = _arrays(dataset("test", seed + 2000, False, tcfg.val_examples))
+    scored = {"validation": (x_val, y_val)}
+    if score_test:
+        scored["test"] = _arrays(dataset("test", seed + 2000, False, tcfg.val_examples))
 
     model = build_kws_model(input_frames=kcfg.input_frames(feats), n_mels=feats.n_mels, conv_filters=tcfg.conv_filters,
                             conv_kernel_frames=kcfg.conv_kernel_frames, conv_stride_frames=kcfg.conv_stride_frames,
@@ -107,7 +110,7 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
                          steps_per_epoch=tcfg.steps_per_epoch, monitor="val_loss", mode="min", patience=tcfg.patience, verbose=verbose)
 
     metrics = {}
-    for split, (x, y) in {"validation": (x_val, y_val), "test": (x_test, y_test)}.items():
+    for split, (x, y) in scored.items():
         probs = model.predict(x, batch_size=tcfg.batch_size, verbose=0)
         metrics[split] = {"frame": frame_f1(y, probs), "examples": int(len(x))}
         if split == "validation":

@@ -50,8 +50,9 @@ def accuracy_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -
 
 
 def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Preset, *, out_dir: str, run_dir: str, seed: int,
-                synthetic: DatasetIndex | None = None, epochs: int | None = None, verbose: int = 1) -> dict:
-    """Full word-model run; returns the run summary (also written into the sidecar)."""
+                synthetic: DatasetIndex | None = None, epochs: int | None = None, verbose: int = 1, score_test: bool = True) -> dict:
+    """Full word-model run; returns the run summary (also written into the sidecar). ``score_test=False``
+    leaves the test split unread (no test metrics)."""
     keras.utils.set_random_seed(seed)  # weight initialisation and dropout follow --seed too, not only the data
     feats, wcfg, tcfg = preset.features, preset.word_data, preset.words
     n = wcfg.clip_samples(feats)
@@ -61,7 +62,7 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
     train = _loaded(index.select("train", words), n, "train clips")
     synth = _loaded(synthetic.select("train", words) if synthetic else [], n, "synthetic clips")
     val = _loaded(index.select("validation", words), n, "validation clips")
-    test = _loaded(index.select("test", words), n, "test clips")
+    test = _loaded(index.select("test", words) if score_test else [], n, "test clips")  # unread with score_test off
     noise_audio, noise_failed = load_noise(index.noise_files)
     noise = NoiseBank(noise_audio, n)
 
@@ -71,11 +72,12 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
     plain_ds = word_train_dataset(audio, y, is_synth, n_words=len(words), noise=noise, features=feats, word=wcfg,
                                   batch_size=tcfg.batch_size, seed=seed, synthetic_weight=tcfg.synthetic_weight)
     train_ds = mixup_batches(plain_ds, n_classes=len(labels), alpha=tcfg.mixup_alpha, seed=seed) if tcfg.mixup_alpha > 0 else plain_ds
-    y_val = np.array([label_of[c.word] for c in val.clips], np.int32)
-    y_test = np.array([label_of[c.word] for c in test.clips], np.int32)
     n_sil = max(4, len(val.clips) // len(words))
-    x_val, y_val = word_eval_arrays(val.audio, y_val, n_words=len(words), noise=noise, features=feats, n_silence=n_sil, seed=seed + 7)
-    x_test, y_test = word_eval_arrays(test.audio, y_test, n_words=len(words), noise=noise, features=feats, n_silence=n_sil, seed=seed + 8)
+    scored = {}  # split -> (features, labels): validation, and test unless score_test is off
+    for split, loaded, split_seed in [("validation", val, seed + 7)] + ([("test", test, seed + 8)] if score_test else []):
+        y_split = np.array([label_of[c.word] for c in loaded.clips], np.int32)
+        scored[split] = word_eval_arrays(loaded.audio, y_split, n_words=len(words), noise=noise, features=feats, n_silence=n_sil, seed=split_seed)
+    x_val, y_val = scored["validation"]
 
     # Throughput of the input pipeline alone, to compare with what a training step consumes; its
     # (unmixed) examples also give the feature statistics and the int8 calibration set.
@@ -101,11 +103,11 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
                          patience=tcfg.patience, verbose=verbose)
 
     results = {}
-    for split, (x, yy) in {"validation": (x_val, y_val), "test": (x_test, y_test)}.items():
+    for split, (x, yy) in scored.items():
         if len(x):
             pred = model.predict(x, batch_size=256, verbose=0).argmax(-1)
             results[split] = accuracy_report(yy, pred, labels)
-            if split == "test" or not len(x_test):
+            if split == list(scored)[-1]:  # the test split's confusions, else validation's
                 plot_confusion(yy, pred, labels, os.path.join(run_dir, "confusion.png"), f"word model, {split} split (Keras)")
     plot_curves(os.path.join(run_dir, "log.csv"), os.path.join(run_dir, "curves.png"), "word model")
     epoch_s = float(np.median(timer.seconds)) if timer.seconds else None
