@@ -134,6 +134,13 @@ class WordConfig:
     reverb_rt60_s: tuple[float, float] = (0.15, 0.8)
     reverb_drr_db: tuple[float, float] = (-3.0, 12.0)
     silence_fraction: float = 0.06
+    # Neighbouring words: this share of the word examples gets the edge of another clip's word (any word)
+    # at its start or its end, reaching neighbour_overlap_s into the 1 s window at neighbour_gain_db against
+    # the example's level; the label stays the example's word. The runtime's windows slide over running
+    # speech, so they hold bits of the words around the one they are labelled with.
+    neighbour_prob: float = 0.0
+    neighbour_overlap_s: tuple[float, float] = (0.05, 0.3)
+    neighbour_gain_db: tuple[float, float] = (-6.0, 3.0)
     # Which word each example is: 0 draws the words uniformly, whatever their clip counts; p > 0 draws
     # a word in proportion to (its real + synthetic clips)^p, so words with few clips are repeated less.
     class_power: float = 0.0

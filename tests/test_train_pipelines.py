@@ -9,7 +9,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from kws_tf.config import FeatureConfig, KwsConfig, WordConfig  # noqa: E402
-from kws_tf.train.augment import NoiseBank, freq_mask, mix_at_snr, reverberate, rms, speed_perturb, synthetic_rir, time_shift  # noqa: E402
+from kws_tf.train.augment import NoiseBank, edge_fragment, freq_mask, mix_at_snr, reverberate, rms, speed_perturb, synthetic_rir, time_shift  # noqa: E402
 from kws_tf.train.kws_data import _group_picker, _timeline, group_probs, kws_dataset  # noqa: E402
 from kws_tf.train.word_data import mixup, mixup_batches, word_train_dataset  # noqa: E402
 
@@ -235,6 +235,33 @@ def test_word_pipeline_reverb_is_seeded_and_changes_examples():
     dry, wet1, wet2 = (next(iter(make(p)))[0].numpy() for p in (0.0, 1.0, 1.0))
     np.testing.assert_array_equal(wet1, wet2)
     assert not np.allclose(dry, wet1, atol=1e-3)
+
+
+def test_edge_fragment_puts_a_neighbours_speech_at_one_edge():
+    other = tf.constant(np.arange(1, 16001, dtype=np.float32))  # sample k holds k + 1: where each sample came from shows
+    start, end, overlap = tf.constant(4800), tf.constant(9600), tf.constant(1600)  # speech 0.3-0.6 s, 0.1 s overlap
+    nxt = edge_fragment(other, start, end, overlap, tf.constant(True)).numpy()
+    np.testing.assert_array_equal(nxt[-1600:], np.arange(4801, 6401))  # the next word's first 0.1 s ends the window
+    assert not nxt[:-1600].any()
+    prev = edge_fragment(other, start, end, overlap, tf.constant(False)).numpy()
+    np.testing.assert_array_equal(prev[:1600], np.arange(8001, 9601))  # the previous word's last 0.1 s starts it
+    assert not prev[1600:].any()
+
+
+def test_word_pipeline_neighbours_touch_only_the_window_edges():
+    """neighbour_prob 1: every example gains a neighbour's edge within neighbour_overlap_s of its start or
+    end; the middle of the window, the labels and all other draws stay as without the option."""
+    audio, labels, synth = burst_clips(4, 0.35, 0.65), np.array([0, 0, 1, 1], np.int32), np.zeros(4, bool)
+    make = lambda prob: word_train_dataset(audio, labels, synth, n_words=2, noise=NOISE, features=FEATS, batch_size=16, seed=3,
+                                           word=WordConfig(neighbour_prob=prob, neighbour_overlap_s=(0.1, 0.2), noise_prob=0.0,
+                                                           specaugment=False, silence_fraction=0.0))
+    (plain, y0), (with1, y1), (with2, _) = (next(iter(make(p))) for p in (0.0, 1.0, 1.0))
+    plain, with1 = plain.numpy(), with1.numpy()
+    np.testing.assert_array_equal(with1, with2.numpy())
+    np.testing.assert_array_equal(y0.numpy(), y1.numpy())
+    np.testing.assert_allclose(with1[:, 25:72], plain[:, 25:72], atol=1e-4)  # 0.25-0.72 s: untouched
+    edges = np.abs(with1 - plain)[:, np.r_[0:18, 80:98]].max(axis=(1, 2))
+    assert (edges > 1.0).all()  # each example has a neighbour at its start or its end
 
 
 def test_partial_keywords_are_unlabelled_negatives():

@@ -51,6 +51,18 @@ def time_shift(audio: tf.Tensor, seed: tf.Tensor, max_shift: int) -> tf.Tensor:
     return padded[max_shift - shift : max_shift - shift + n]
 
 
+def edge_fragment(other: tf.Tensor, speech_start: tf.Tensor, speech_end: tf.Tensor, overlap: tf.Tensor, at_end: tf.Tensor) -> tf.Tensor:
+    """The edge of a neighbouring word for a ``(samples,)`` window, zeros elsewhere: with ``at_end``, the
+    first ``overlap`` samples of ``other``'s speech (from sample ``speech_start``) fill the window's last
+    ``overlap`` samples (the next word starting), else the last ``overlap`` samples before ``speech_end``
+    fill its first ones (the previous word ending). ``other`` has the window's length."""
+    n = tf.shape(other)[0]
+    p = tf.range(n)
+    src = p - tf.where(at_end, n - overlap - speech_start, overlap - speech_end)
+    inside = tf.where(at_end, p >= n - overlap, p < overlap) & (src >= 0) & (src < n)
+    return tf.where(inside, tf.gather(other, tf.clip_by_value(src, 0, n - 1)), 0.0)
+
+
 def speed_perturb(audio: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
     """Play ``(..., samples)`` ``factor`` times faster (tempo and pitch, like ``sox speed``) by linear
     interpolation around the centre, keeping the length (cropped or zero-padded). ``factor`` has the

@@ -8,7 +8,8 @@ import numpy as np
 import tensorflow as tf
 
 from kws_tf.config import FeatureConfig, WordConfig
-from kws_tf.train.augment import NoiseBank, mix_at_snr, reverberate, spec_augment, speed_perturb, synthetic_rir, time_shift
+from kws_tf.dataset import speech_extent
+from kws_tf.train.augment import NoiseBank, edge_fragment, mix_at_snr, reverberate, spec_augment, speed_perturb, synthetic_rir, time_shift
 from kws_tf.train.features_tf import log_mel_tf
 
 
@@ -49,6 +50,10 @@ def word_train_dataset(
     class_logits = tf.constant([word.class_power * np.log(np.maximum(clips, 1.0))], tf.float32)  # (1, n_words)
     max_shift = int(word.time_shift_s * features.sample_rate_hz)
     rir_n = int(word.reverb_rt60_s[1] * features.sample_rate_hz / 2)  # the tail is 30 dB down by then
+    sr = features.sample_rate_hz
+    if word.neighbour_prob > 0:  # each clip's spoken part (samples), where a neighbour's edge is taken from
+        extents = np.array([speech_extent(a, sr) for a in audio]).reshape(-1, 2)
+        speech_start, speech_end = (tf.constant(np.round(extents[:, k] * sr).astype(np.int32)) for k in (0, 1))
 
     def pick(table, cls, seed_):
         flat, starts, counts = table
@@ -65,9 +70,16 @@ def word_train_dataset(
         use_synth = (synth[2][cls] > 0) & ((real[2][cls] == 0) | (tf.random.stateless_uniform((), s[2]) < synthetic_weight))
         idx = tf.where(use_synth, pick(synth, cls, s[3]), pick(real, cls, s[3]))
         x = tf.cast(audio_t[idx], tf.float32) / 32768.0
-        x = x * tf.pow(10.0, tf.random.stateless_uniform((), s[4], *word.gain_db) / 20.0)
-        x = speed_perturb(x, tf.random.stateless_uniform((), s[5], 0.9, 1.1))
+        gain = tf.pow(10.0, tf.random.stateless_uniform((), s[4], *word.gain_db) / 20.0)
+        x = speed_perturb(x * gain, tf.random.stateless_uniform((), s[5], 0.9, 1.1))
         x = tf.ensure_shape(time_shift(x, s[6], max_shift), (n_samples,))
+        if word.neighbour_prob > 0:  # draws of their own, so the other draws stay as without the option
+            r = tf.random.experimental.stateless_split(s[8], 5)
+            j = tf.random.stateless_uniform((), r[0], 0, len(audio), dtype=tf.int32)
+            overlap = tf.cast(tf.random.stateless_uniform((), r[1], *word.neighbour_overlap_s) * sr, tf.int32)
+            other = tf.cast(audio_t[j], tf.float32) / 32768.0 * gain * tf.pow(10.0, tf.random.stateless_uniform((), r[2], *word.neighbour_gain_db) / 20.0)
+            edge = edge_fragment(other, speech_start[j], speech_end[j], overlap, tf.random.stateless_uniform((), r[3]) < 0.5)
+            x = tf.where(tf.random.stateless_uniform((), r[4]) < word.neighbour_prob, x + edge, x)
         if word.reverb_prob > 0:
             r = tf.random.experimental.stateless_split(s[6], 4)
             rt60 = tf.random.stateless_uniform((), r[1], *word.reverb_rt60_s)
