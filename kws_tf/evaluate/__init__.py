@@ -26,5 +26,8 @@ stable: new ones may be added, existing ones keep their meaning::
     SYSTEM.sentences: {wer, reference_words, hits, substitutions, deletions, insertions,
                        with_keyword, without_keyword, gate_recall, false_gates, false_gate_rate,
                        words_without_keyword, examples: [{keyword, reference, hypothesis}]}
+        false_gates: gate openings matching no keyword, counted over all sentences (with and without the
+        keyword); false_gate_rate: the share of keyword-free sentences that opened the gate at all (the
+        report's "false gates, sentences without keyword" row).
     SYSTEM.speed: {clip_ms, stream_rtf, sentence_rtf}
 """
