@@ -139,6 +139,7 @@ class WordConfig:
     # the example's level; the label stays the example's word. The runtime's windows slide over running
     # speech, so they hold bits of the words around the one they are labelled with.
     neighbour_prob: float = 0.0
+    neighbour_at_end: float = 0.5  # the share of those edges at the window's end (the next word starting)
     neighbour_overlap_s: tuple[float, float] = (0.05, 0.3)
     neighbour_gain_db: tuple[float, float] = (-6.0, 3.0)
     # Which word each example is: 0 draws the words uniformly, whatever their clip counts; p > 0 draws

@@ -262,6 +262,12 @@ def test_word_pipeline_neighbours_touch_only_the_window_edges():
     np.testing.assert_allclose(with1[:, 25:72], plain[:, 25:72], atol=1e-4)  # 0.25-0.72 s: untouched
     edges = np.abs(with1 - plain)[:, np.r_[0:18, 80:98]].max(axis=(1, 2))
     assert (edges > 1.0).all()  # each example has a neighbour at its start or its end
+    start_only = word_train_dataset(audio, labels, synth, n_words=2, noise=NOISE, features=FEATS, batch_size=16, seed=3,
+                                    word=WordConfig(neighbour_prob=1.0, neighbour_at_end=0.0, neighbour_overlap_s=(0.1, 0.2),
+                                                    noise_prob=0.0, specaugment=False, silence_fraction=0.0))
+    start_only = next(iter(start_only))[0].numpy()
+    np.testing.assert_allclose(start_only[:, 25:], plain[:, 25:], atol=1e-4)  # neighbour_at_end 0: the start only
+    assert (np.abs(start_only - plain)[:, :18].max(axis=(1, 2)) > 1.0).all()
 
 
 def test_partial_keywords_are_unlabelled_negatives():

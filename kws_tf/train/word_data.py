@@ -78,7 +78,7 @@ def word_train_dataset(
             j = tf.random.stateless_uniform((), r[0], 0, len(audio), dtype=tf.int32)
             overlap = tf.cast(tf.random.stateless_uniform((), r[1], *word.neighbour_overlap_s) * sr, tf.int32)
             other = tf.cast(audio_t[j], tf.float32) / 32768.0 * gain * tf.pow(10.0, tf.random.stateless_uniform((), r[2], *word.neighbour_gain_db) / 20.0)
-            edge = edge_fragment(other, speech_start[j], speech_end[j], overlap, tf.random.stateless_uniform((), r[3]) < 0.5)
+            edge = edge_fragment(other, speech_start[j], speech_end[j], overlap, tf.random.stateless_uniform((), r[3]) < word.neighbour_at_end)
             x = tf.where(tf.random.stateless_uniform((), r[4]) < word.neighbour_prob, x + edge, x)
         if word.reverb_prob > 0:
             r = tf.random.experimental.stateless_split(s[6], 4)
