@@ -149,6 +149,11 @@ class WordConfig:
     freq_mask_bins: int = 6
     time_mask_frames: int = 10
 
+    def __post_init__(self) -> None:
+        for name in ("neighbour_prob", "neighbour_at_end", "reverb_prob", "noise_prob", "silence_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within 0..1, not {getattr(self, name)}")
+
     def clip_samples(self, features: FeatureConfig) -> int:
         return int(round(self.clip_s * features.sample_rate_hz))
 

@@ -105,6 +105,7 @@ def test_bad_inputs_get_one_line_errors(tmp_path):
     assert "preset 'nope' not found" in one_line_error(run_cli("--data-dir", tree, "--preset", "nope"))
     assert "bad --set" in one_line_error(run_cli("--data-dir", tree, "--set", "kws.nonsense=1"))
     assert "confusable_prob must be within 0..1" in one_line_error(run_cli("--data-dir", tree, "--set", "kws_data.confusable_prob=2"))
+    assert "neighbour_prob must be within 0..1" in one_line_error(run_cli("--data-dir", tree, "--set", "word_data.neighbour_prob=1.5"))
 
 
 def test_no_data_dir_says_how_to_get_data(tmp_path):

@@ -252,9 +252,9 @@ def test_word_pipeline_neighbours_touch_only_the_window_edges():
     """neighbour_prob 1: every example gains a neighbour's edge within neighbour_overlap_s of its start or
     end; the middle of the window, the labels and all other draws stay as without the option."""
     audio, labels, synth = burst_clips(4, 0.35, 0.65), np.array([0, 0, 1, 1], np.int32), np.zeros(4, bool)
-    make = lambda prob: word_train_dataset(audio, labels, synth, n_words=2, noise=NOISE, features=FEATS, batch_size=16, seed=3,
-                                           word=WordConfig(neighbour_prob=prob, neighbour_overlap_s=(0.1, 0.2), noise_prob=0.0,
-                                                           specaugment=False, silence_fraction=0.0))
+    make = lambda prob, **more: word_train_dataset(audio, labels, synth, n_words=2, noise=NOISE, features=FEATS, batch_size=16, seed=3,
+                                                   word=WordConfig(neighbour_prob=prob, neighbour_overlap_s=(0.1, 0.2), noise_prob=0.0,
+                                                                   specaugment=False, silence_fraction=0.0, **more))
     (plain, y0), (with1, y1), (with2, _) = (next(iter(make(p))) for p in (0.0, 1.0, 1.0))
     plain, with1 = plain.numpy(), with1.numpy()
     np.testing.assert_array_equal(with1, with2.numpy())
@@ -262,10 +262,7 @@ def test_word_pipeline_neighbours_touch_only_the_window_edges():
     np.testing.assert_allclose(with1[:, 25:72], plain[:, 25:72], atol=1e-4)  # 0.25-0.72 s: untouched
     edges = np.abs(with1 - plain)[:, np.r_[0:18, 80:98]].max(axis=(1, 2))
     assert (edges > 1.0).all()  # each example has a neighbour at its start or its end
-    start_only = word_train_dataset(audio, labels, synth, n_words=2, noise=NOISE, features=FEATS, batch_size=16, seed=3,
-                                    word=WordConfig(neighbour_prob=1.0, neighbour_at_end=0.0, neighbour_overlap_s=(0.1, 0.2),
-                                                    noise_prob=0.0, specaugment=False, silence_fraction=0.0))
-    start_only = next(iter(start_only))[0].numpy()
+    start_only = next(iter(make(1.0, neighbour_at_end=0.0)))[0].numpy()
     np.testing.assert_allclose(start_only[:, 25:], plain[:, 25:], atol=1e-4)  # neighbour_at_end 0: the start only
     assert (np.abs(start_only - plain)[:, :18].max(axis=(1, 2)) > 1.0).all()
 
