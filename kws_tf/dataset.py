@@ -232,3 +232,8 @@ def speech_extent(audio: np.ndarray, sample_rate_hz: int = 16000, floor_db: floa
     energy = 10 * np.log10(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
     loud = np.flatnonzero(energy >= energy.max() + floor_db)
     return loud[0] * hop / sample_rate_hz, (loud[-1] + 1) * hop / sample_rate_hz
+
+
+def speech_extents(clips, sample_rate_hz: int = 16000) -> np.ndarray:
+    """``speech_extent`` of each clip: ``(n, 2)`` float64, start and end (s)."""
+    return np.array([speech_extent(a, sample_rate_hz) for a in clips], float).reshape(-1, 2)

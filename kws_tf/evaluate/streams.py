@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws_tf.dataset import speech_extent
+from kws_tf.dataset import speech_extents
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class WordBank:
     Attributes:
         audio: ``(n, samples)`` float32 clips (1 s, centre-padded).
         words: ``(n,)`` the word of each clip.
-        extents: ``(n, 2)`` float, start and end (s) of the spoken part (``dataset.speech_extent``).
+        extents: ``(n, 2)`` float, start and end (s) of the spoken part (``dataset.speech_extents``).
         speech_rms: ``(n,)`` float, RMS of the spoken part.
         noise: background recordings, each ``(samples,)`` float32 (white noise if the folder has none).
     """
@@ -44,7 +44,7 @@ class WordBank:
     @classmethod
     def build(cls, audio_int16: np.ndarray, words: list[str], noise: list[np.ndarray], sample_rate_hz: int = SR) -> WordBank:
         audio = np.asarray(audio_int16, np.float32) / 32768.0
-        extents = np.array([speech_extent(a, sample_rate_hz) for a in audio], float).reshape(-1, 2)
+        extents = speech_extents(audio, sample_rate_hz)
         rms = np.array([_rms(a[int(s * sample_rate_hz):int(e * sample_rate_hz)]) for a, (s, e) in zip(audio, extents)])
         noise = [np.asarray(n, np.float32) for n in noise if len(n) and _rms(n) > 0]
         if not noise:

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from kws_tf.config import DetectorConfig, to_dict
-from kws_tf.dataset import DataError, DatasetIndex, load_clips, load_noise, speech_extent
+from kws_tf.dataset import DataError, DatasetIndex, load_clips, load_noise, speech_extents
 from kws_tf.train.augment import NoiseBank
 from kws_tf.train.export import export_model
 from kws_tf.train.fitting import adam, fit
@@ -68,7 +68,7 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
             kw = clips("train", True)  # no held-out keyword clips: fall back to training clips (noted in summary)
         if len(other.clips) == 0:
             other = clips("train", False)
-        extents = np.array([speech_extent(a, feats.sample_rate_hz) for a in kw.audio], np.float32).reshape(-1, 2)
+        extents = speech_extents(kw.audio, feats.sample_rate_hz).astype(np.float32)
         data[split] = (kw, extents, other)
 
     synthetic_paths = {c.path for c in synthetic.clips} if synthetic else set()

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from kws_tf.config import FeatureConfig, WordConfig
-from kws_tf.dataset import speech_extent
+from kws_tf.dataset import speech_extents
 from kws_tf.train.augment import NoiseBank, edge_fragment, mix_at_snr, reverberate, spec_augment, speed_perturb, synthetic_rir, time_shift
 from kws_tf.train.features_tf import log_mel_tf
 
@@ -52,7 +52,7 @@ def word_train_dataset(
     rir_n = int(word.reverb_rt60_s[1] * features.sample_rate_hz / 2)  # the tail is 30 dB down by then
     sr = features.sample_rate_hz
     if word.neighbour_prob > 0:  # each clip's spoken part (samples), where a neighbour's edge is taken from
-        extents = np.array([speech_extent(a, sr) for a in audio]).reshape(-1, 2)
+        extents = speech_extents(audio, sr)
         speech_start, speech_end = (tf.constant(np.round(extents[:, k] * sr).astype(np.int32)) for k in (0, 1))
 
     def pick(table, cls, seed_):
