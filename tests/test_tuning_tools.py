@@ -84,6 +84,29 @@ def test_tune_detector_tunes_on_saved_traces_and_replays_held_out_ones(models, t
     assert tuning["seeds"] == [3, 3] and tuning["split"] == "test" and tuning["recall"] == joined
 
 
+def test_tune_detector_save_only_stops_after_saving(models, tiny_data_dir, tmp_path, capsys):
+    """--save-only writes the traces and runs no grid: nothing printed about settings, the sidecar
+    untouched; the saved file then tunes like any other."""
+    import numpy as np
+
+    tool = _tool("tune_detector")
+    traces = str(tmp_path / "traces.npz")
+    before = _sidecar(models, "kws")
+    assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "1",
+                      "--save-traces", traces, "--save-only"]) == 0
+    out = capsys.readouterr().out
+    assert f"saved the score traces to {traces}" in out and "best:" not in out and "recall" not in out
+    assert _sidecar(models, "kws") == before
+    with np.load(traces) as saved:
+        assert len(saved["times"]) == len(saved["probs"]) > 0
+    assert tool.main(["--models", models, "--traces", traces, "--fa-per-hour", "1000"]) == 0
+    assert "best:" in capsys.readouterr().out
+    for extra in ([], ["--save-traces", traces, "--write"], ["--save-traces", traces, "--held-out", traces]):
+        with pytest.raises(SystemExit) as e:  # argparse: usage and a one-line error, exit 2
+            tool.main(["--models", models, "--data-dir", tiny_data_dir, "--save-only", *extra])
+        assert e.value.code == 2 and "--save-only saves the traces and stops" in capsys.readouterr().err
+
+
 def test_tune_detector_traces_exclude_a_model_run(models, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # argparse: usage and a one-line error, exit 2
         _tool("tune_detector").main(["--models", models, "--traces", "a.npz", "--save-traces", "b.npz"])

@@ -6,12 +6,13 @@ false-alarm budget (and the sidecar's current setting's, for comparison), say wh
 missed the keywords it missed, and optionally write the best setting into the kws sidecar.
 
     python tools/tune_detector.py --models saved_models --data-dir ../shared/speech_commands_subset \
-        [--split validation] [--minutes 60] [--seed 1] [--fa-per-hour 1] [--write] [--save-traces FILE.npz] [--check-half]
+        [--split validation] [--minutes 60] [--seed 1] [--fa-per-hour 1] [--write] [--save-traces FILE.npz [--save-only]] [--check-half]
 
 Running the models over a long stream is the slow part (20-30 minutes for 240 minutes on 2 cores); the
-grid is minutes. ``--save-traces`` keeps the traces, ``--traces A.npz [B.npz ...]`` tunes on saved traces
-(several streams, e.g. two seeds, joined end to end) without running the models, and ``--held-out
-C.npz ...`` replays the best setting on other streams: does its false-alarm rate hold there?
+grid is minutes. ``--save-traces`` keeps the traces (add ``--save-only`` to stop there), ``--traces
+A.npz [B.npz ...]`` tunes on saved traces (several streams, e.g. two seeds, joined end to end) without
+running the models, and ``--held-out C.npz ...`` replays the best setting on other streams: does its
+false-alarm rate hold there?
 """
 
 from __future__ import annotations
@@ -203,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="float32")
     p.add_argument("--write", action="store_true", help="store the best setting in MODELS/kws/model.json")
     p.add_argument("--save-traces", metavar="FILE.npz", help="also save the score traces (keyword model, word model, keyword spans)")
+    p.add_argument("--save-only", action="store_true",
+                   help="with --save-traces: stop once the traces are saved (no grid; tune later with --traces)")
     p.add_argument("--traces", nargs="+", metavar="FILE.npz",
                    help="tune on traces saved by --save-traces (several files: their streams joined) instead of running the models")
     p.add_argument("--held-out", nargs="+", metavar="FILE.npz",
@@ -215,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give --data-dir (to run the models over a stream) or --traces (saved by --save-traces)")
     if args.traces and (args.save_traces or args.data_dir):
         p.error("--traces tunes on saved traces: --data-dir and --save-traces are for a run of the models")
+    if args.save_only and (not args.save_traces or args.write or args.held_out or args.check_half):
+        p.error("--save-only saves the traces and stops: give --save-traces FILE.npz, without --write, --held-out or --check-half")
 
     try:
         sidecar = load_sidecar(args.models, "kws")
@@ -240,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             save_traces(args.save_traces, traces, {**streams[0], "models": os.path.abspath(args.models), "precision": args.precision,
                                                            "models_digest": digest})
             print(f"saved the score traces to {args.save_traces}")
+            if args.save_only:
+                return 0
     t, pr, spans_arr, duration, vt, vp = traces
     verify_choices = list(itertools.product(VERIFY_WINDOWS_S, VERIFY_THRESHOLDS)) if len(vt) else [(0.5, 0.0)]
     if not len(vt):
