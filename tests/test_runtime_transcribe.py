@@ -156,3 +156,23 @@ def test_cli_with_exported_models(tiny_models_dir, clips):
         assert proc.stderr == ""  # no native log lines, no warnings
         records = [json.loads(line) for line in proc.stdout.splitlines()]
         assert len(records) == 3 and all(r["error"] is None and r["keywords"] for r in records)
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_shipped_models_write_nothing_for_silence(precision):
+    """Word training never shows the model digital silence, but a muted microphone or a padded file is
+    exactly that: the shipped package must stay quiet on zeros, a DC offset and faint dither, with the
+    keyword gate and without it (every 1 s window goes to the word model)."""
+    shipped = os.path.join(REPO, "saved_models")
+    if not os.path.exists(os.path.join(shipped, "kws", "model.json")):
+        pytest.skip("no shipped models in saved_models/")
+    n = 16000 * 20
+    dither = (np.random.default_rng(0).standard_normal(n) * 1e-4).astype(np.float32)
+    for name, audio in (("zeros", np.zeros(n, np.float32)), ("dc", np.full(n, 0.01, np.float32)), ("dither", dither)):
+        for mode in ("gated", "no_gate"):
+            tr = Transcriber.from_dir(shipped, precision, mode=mode)
+            peak = []
+            tr.on_kws_scores = lambda t, p: peak.append(float(np.max(p, initial=0.0)))
+            result = tr.transcribe(audio)
+            assert result.text == "" and not result.keywords, (name, mode, result.text)
+            assert max(peak) < 0.1, (name, mode, max(peak))  # far under any threshold the tuner can pick
