@@ -8,8 +8,8 @@ missed the keywords it missed, and optionally write the best setting into the kw
     python tools/tune_detector.py --models saved_models --data-dir ../shared/speech_commands_subset \
         [--split validation] [--minutes 60] [--seed 1] [--fa-per-hour 1] [--write] [--save-traces FILE.npz [--save-only]] [--check-half]
 
-Running the models over a long stream is the slow part (for 240 minutes on 2 cores, 3-30 minutes depending on the load); the
-grid is minutes. ``--save-traces`` keeps the traces (add ``--save-only`` to stop there), ``--traces
+Running the models over a long stream is the slow part (for 240 minutes on 2 cores, 3-30 minutes
+depending on the load); the grid is minutes. ``--save-traces`` keeps the traces (add ``--save-only`` to stop there), ``--traces
 A.npz [B.npz ...]`` tunes on saved traces (several streams, e.g. two seeds, joined end to end) without
 running the models, and ``--held-out C.npz ...`` replays the best setting on other streams: does its
 false-alarm rate hold there?
