@@ -6,13 +6,14 @@ false-alarm budget (and the sidecar's current setting's, for comparison), say wh
 missed the keywords it missed, and optionally write the best setting into the kws sidecar.
 
     python tools/tune_detector.py --models saved_models --data-dir ../shared/speech_commands_subset \
-        [--split validation] [--minutes 60] [--seed 1] [--fa-per-hour 1] [--write] [--save-traces FILE.npz [--save-only]] [--check-half]
+        [--split validation] [--minutes 60] [--seed 1] [--fa-per-hour 1] [--write] \
+        [--save-traces FILE.npz [--save-only]] [--check-half]
 
 Running the models over a long stream is the slow part (for 240 minutes on 2 cores, 3-30 minutes
-depending on the load); the grid is minutes. ``--save-traces`` keeps the traces (add ``--save-only`` to stop there), ``--traces
-A.npz [B.npz ...]`` tunes on saved traces (several streams, e.g. two seeds, joined end to end) without
-running the models, and ``--held-out C.npz ...`` replays the best setting on other streams: does its
-false-alarm rate hold there?
+depending on the load); the grid is minutes. ``--save-traces`` keeps the traces (add ``--save-only`` to
+stop there), ``--traces A.npz [B.npz ...]`` tunes on saved traces (several streams, e.g. two seeds, joined
+end to end) without running the models, and ``--held-out C.npz ...`` replays the best setting on other
+streams: does its false-alarm rate hold there?
 """
 
 from __future__ import annotations
