@@ -80,8 +80,15 @@ def test_tune_detector_tunes_on_saved_traces_and_replays_held_out_ones(models, t
     assert joined == single
     held = re.search(r"held out \(.*traces.npz, (\d+) keywords in \d+ min\): recall ([0-9.]+) with (\d+) false alarms", out)
     assert int(held.group(1)) == len(one[2]) and float(held.group(2)) == single
+    assert re.search(r"held out, the sidecar's current setting as it is: recall [0-9.]+ with \d+ false alarms", out)
     tuning = _sidecar(models, "kws")["thresholds"]["detector_tuning"]
     assert tuning["seeds"] == [3, 3] and tuning["split"] == "test" and tuning["recall"] == joined
+
+    # The sidecar now holds the best setting of these traces: replayed as it is, it scores as the best does.
+    assert tool.main(["--models", models, "--traces", traces, "--held-out", traces, "--fa-per-hour", "1000"]) == 0
+    out = capsys.readouterr().out
+    best_held = re.search(r"held out \(.*\): (recall [0-9.]+ with \d+ false alarms)", out).group(1)
+    assert f"held out, the sidecar's current setting as it is: {best_held}" in out
 
 
 def test_tune_detector_save_only_stops_after_saving(models, tiny_data_dir, tmp_path, capsys):

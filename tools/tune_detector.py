@@ -12,8 +12,8 @@ missed the keywords it missed, and optionally write the best setting into the kw
 Running the models over a long stream is the slow part (for 240 minutes on 2 cores, 3-30 minutes
 depending on the load); the grid is minutes. ``--save-traces`` keeps the traces (add ``--save-only`` to
 stop there), ``--traces A.npz [B.npz ...]`` tunes on saved traces (several streams, e.g. two seeds, joined
-end to end) without running the models, and ``--held-out C.npz ...`` replays the best setting on other
-streams: does its false-alarm rate hold there?
+end to end) without running the models, and ``--held-out C.npz ...`` replays the best setting, and the
+sidecar's current one as it is, on other streams: does the false-alarm rate hold there?
 """
 
 from __future__ import annotations
@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--traces", nargs="+", metavar="FILE.npz",
                    help="tune on traces saved by --save-traces (several files: their streams joined) instead of running the models")
     p.add_argument("--held-out", nargs="+", metavar="FILE.npz",
-                   help="replay the best setting on these saved traces (another stream) and report recall and false alarms")
+                   help="replay the best setting and the sidecar's current one on these saved traces (another stream) "
+                        "and report recall and false alarms")
     p.add_argument("--check-half", action="store_true",
                    help="also tune on the first half of the stream and report that setting on the second half "
                         "(does its false-alarm rate hold on audio it was not tuned on?)")
@@ -275,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"held out ({' + '.join(args.held_out)}, {len(hspans)} keywords in {hduration / 60:.0f} min): "
               f"recall {held['recall'] or 0:.3f} with {held['false_alarms']} false alarms "
               f"({held['fa_per_hour']:.2f} per hour, budget {args.fa_per_hour:g})")
+        held_base = replay(ht, hpr, hspans, hduration, (hvt, hvp) if len(hvt) else None, base)
+        print(f"held out, the sidecar's current setting as it is: recall {held_base['recall'] or 0:.3f} with "
+              f"{held_base['false_alarms']} false alarms ({held_base['fa_per_hour']:.2f} per hour)")
     if args.check_half:
         check = half_check(t, pr, spans_arr, duration, verify, base, args.fa_per_hour, verify_choices)
         if check is None:
