@@ -272,13 +272,12 @@ def main(argv: list[str] | None = None) -> int:
              "somewhere in the keyword's span"))
     if held_out is not None:
         ht, hpr, hspans, hduration, hvt, hvp = held_out
-        held = replay(ht, hpr, hspans, hduration, (hvt, hvp) if len(hvt) else None, best[1])
-        print(f"held out ({' + '.join(args.held_out)}, {len(hspans)} keywords in {hduration / 60:.0f} min): "
-              f"recall {held['recall'] or 0:.3f} with {held['false_alarms']} false alarms "
-              f"({held['fa_per_hour']:.2f} per hour, budget {args.fa_per_hour:g})")
-        held_base = replay(ht, hpr, hspans, hduration, (hvt, hvp) if len(hvt) else None, base)
-        print(f"held out, the sidecar's current setting as it is: recall {held_base['recall'] or 0:.3f} with "
-              f"{held_base['false_alarms']} false alarms ({held_base['fa_per_hour']:.2f} per hour)")
+        held_verify = (hvt, hvp) if len(hvt) else None
+        for label, cfg in ((f"held out ({' + '.join(args.held_out)}, {len(hspans)} keywords in {hduration / 60:.0f} min)", best[1]),
+                           ("held out, the sidecar's current setting as it is", base)):
+            held = replay(ht, hpr, hspans, hduration, held_verify, cfg)
+            print(f"{label}: recall {held['recall'] or 0:.3f} with {held['false_alarms']} false alarms "
+                  f"({held['fa_per_hour']:.2f} per hour, budget {args.fa_per_hour:g})")
     if args.check_half:
         check = half_check(t, pr, spans_arr, duration, verify, base, args.fa_per_hour, verify_choices)
         if check is None:
