@@ -87,6 +87,9 @@ class KwsConfig:
     # masked over the whole clip (no time masks: they could erase a keyword that its labels still mark).
     freq_masks: int = 0
     freq_mask_bins: int = 6
+    # Vocal tract length perturbation: each training clip's spectrum is stretched by a factor drawn from
+    # 1 +- freq_warp (0: off), moving its formants as another speaker's would (augment.frequency_warp).
+    freq_warp: float = 0.0
     # Which clips the training timeline draws: where a pool holds both kinds, a synthetic clip with
     # probability synthetic_weight (None: real and synthetic clips pooled as they come), and this share
     # of the other-word slots from confusable_words, the words a keyword model mistakes for the keyword
@@ -100,6 +103,8 @@ class KwsConfig:
             raise ValueError(f"synthetic_weight must be null or within 0..1, not {self.synthetic_weight}")
         if not 0.0 <= self.confusable_prob <= 1.0:
             raise ValueError(f"confusable_prob must be within 0..1, not {self.confusable_prob}")
+        if not 0.0 <= self.freq_warp < 0.5:
+            raise ValueError(f"freq_warp must be within 0..0.5 (a share of the frequency axis), not {self.freq_warp}")
 
     def clip_samples(self, features: FeatureConfig) -> int:
         return int(round(self.clip_s * features.sample_rate_hz))

@@ -9,7 +9,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from kws_tf.config import FeatureConfig, KwsConfig, WordConfig  # noqa: E402
-from kws_tf.train.augment import NoiseBank, edge_fragment, freq_mask, mix_at_snr, reverberate, rms, speed_perturb, synthetic_rir, time_shift  # noqa: E402
+from kws_tf.train.augment import NoiseBank, edge_fragment, freq_mask, frequency_warp, mix_at_snr, reverberate, rms, speed_perturb, synthetic_rir, time_shift  # noqa: E402
 from kws_tf.train.kws_data import _group_picker, _timeline, group_probs, kws_dataset  # noqa: E402
 from kws_tf.train.word_data import mixup, mixup_batches, word_train_dataset  # noqa: E402
 
@@ -187,6 +187,29 @@ def test_kws_freq_masks_apply_to_training_clips_only():
     for m, cols in zip(masked, columns):
         assert np.ptp(m[:, cols], axis=0).max(initial=0.0) == 0.0  # masked bins are constant in time
     np.testing.assert_array_equal(next(iter(make(0, False)))[0].numpy(), next(iter(make(2, False)))[0].numpy())
+
+
+def test_frequency_warp_moves_a_peak_by_its_factor_and_keeps_identity():
+    power = np.full((3, 5, 257), 1e-6, np.float32)
+    power[:, :, 80] = 1.0  # one spectral peak at bin 80 in every frame
+    warped = frequency_warp(tf.constant(power), tf.constant([1.0, 1.1, 0.9])).numpy()
+    np.testing.assert_allclose(warped[0], power[0], rtol=1e-6)
+    assert np.argmax(warped[1, 0]) == 88  # 80 * 1.1: formants move up
+    assert np.argmax(warped[2, 0]) == 72  # 80 * 0.9: and down
+    assert warped[2, 0, -1] == power[2, 0, -1]  # the top bins read the Nyquist bin, never out of range
+
+
+def test_kws_freq_warp_applies_to_training_clips_only():
+    kw, other = burst_clips(4, 0.2, 0.5), burst_clips(4, 0.3, 0.4, 0.2)
+    ends = np.full(4, 0.5, np.float32)
+    make = lambda warp, repeat: kws_dataset(kw, ends, other, noise=NOISE, features=FEATS, kws=KwsConfig(clip_s=4.0, freq_warp=warp),
+                                            batch_size=8, seed=3, repeat=repeat, n_examples=8)
+    plain, warped = next(iter(make(0.0, True))), next(iter(make(0.1, True)))
+    np.testing.assert_array_equal(plain[1].numpy(), warped[1].numpy())  # same clips, same labels
+    assert np.abs(plain[0].numpy() - warped[0].numpy()).max() > 0.1
+    np.testing.assert_array_equal(next(iter(make(0.0, False)))[0].numpy(), next(iter(make(0.1, False)))[0].numpy())
+    with pytest.raises(ValueError, match="freq_warp"):
+        KwsConfig(freq_warp=0.6)
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 7.5, 20.0])

@@ -1,6 +1,6 @@
 """Per-example audio augmentation in TensorFlow with stateless random ops (seeded per element):
 gain, time shift, speed perturbation, reverb (synthetic room impulse responses), background noise
-at a random SNR (by RMS), SpecAugment."""
+at a random SNR (by RMS), SpecAugment, frequency warping (VTLP)."""
 
 from __future__ import annotations
 
@@ -126,3 +126,18 @@ def freq_mask(features: tf.Tensor, seed: tf.Tensor, n_masks: int, max_bins: int)
     masked = tf.reduce_any((idx >= start[..., None]) & (idx < (start + width)[..., None]), axis=1)  # (B, n_mels)
     fill = tf.reduce_mean(features, axis=[1, 2], keepdims=True)
     return tf.where(masked[:, None, :], fill, features)
+
+
+def frequency_warp(power: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    """Vocal tract length perturbation (Jaitly & Hinton, 2013) on a power spectrogram ``(B, frames, bins)``:
+    bin ``k`` of example ``b`` takes the power at frequency ``k / alpha[b]`` (linear interpolation; above the
+    Nyquist bin, the Nyquist bin's power), so ``alpha`` > 1 moves formants up, as a shorter vocal tract
+    would, without changing the tempo (speed perturbation moves both)."""
+    bins = tf.shape(power)[-1]
+    top = tf.cast(bins - 1, tf.float32)
+    src = tf.minimum(tf.cast(tf.range(bins), tf.float32)[None, :] / alpha[:, None], top)  # (B, bins)
+    low = tf.floor(src)
+    frac = (src - low)[:, None, :]
+    low = tf.cast(low, tf.int32)
+    high = tf.minimum(low + 1, bins - 1)
+    return (1.0 - frac) * tf.gather(power, low, axis=2, batch_dims=1) + frac * tf.gather(power, high, axis=2, batch_dims=1)

@@ -9,13 +9,16 @@ import tensorflow as tf
 
 from kws_tf.config import FeatureConfig
 from kws_tf.features import mel_matrix
+from kws_tf.train.augment import frequency_warp
 
 
-def log_mel_tf(audio: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
+def log_mel_tf(audio: tf.Tensor, cfg: FeatureConfig, warp: tf.Tensor | None = None) -> tf.Tensor:
     """Log-mel spectrogram.
 
     Args:
         audio: ``(..., samples)`` float32 in [-1, 1].
+        warp: training augmentation only: ``(B,)`` frequency warp factors for a batch ``(B, samples)``
+            (``augment.frequency_warp``); None computes the plain features.
 
     Returns:
         ``(..., frames, n_mels)`` float32, equal to ``kws_tf.features.log_mel`` per signal.
@@ -29,5 +32,7 @@ def log_mel_tf(audio: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
         pad_end=False,
     )
     power = tf.math.square(tf.math.real(stft)) + tf.math.square(tf.math.imag(stft))
+    if warp is not None:
+        power = frequency_warp(power, warp)
     mel = tf.tensordot(power, tf.constant(mel_matrix(cfg)), axes=1)
     return tf.math.log(mel + cfg.log_floor)

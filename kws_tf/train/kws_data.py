@@ -159,7 +159,11 @@ def kws_dataset(
         return audio, labels, i
 
     def featurize(audio, labels, i):
-        feats = log_mel_tf(audio, features)
+        warp = None
+        if repeat and kws.freq_warp > 0:  # training only, like the masks
+            warp = tf.random.stateless_uniform(tf.shape(i), tf.stack([tf.cast(seed, tf.int64) + 2, tf.cast(i[0], tf.int64)]),
+                                               1.0 - kws.freq_warp, 1.0 + kws.freq_warp)
+        feats = log_mel_tf(audio, features, warp)
         if repeat and kws.freq_masks > 0:  # training only: validation clips stay unmasked
             feats = freq_mask(feats, tf.stack([tf.cast(seed, tf.int64) + 1, tf.cast(i[0], tf.int64)]), kws.freq_masks, kws.freq_mask_bins)
         return feats, labels
