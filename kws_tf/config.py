@@ -153,11 +153,15 @@ class WordConfig:
     specaugment: bool = True
     freq_mask_bins: int = 6
     time_mask_frames: int = 10
+    # Vocal tract length perturbation, as KwsConfig.freq_warp (0: off).
+    freq_warp: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("neighbour_prob", "neighbour_at_end", "reverb_prob", "noise_prob", "silence_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, not {getattr(self, name)}")
+        if not 0.0 <= self.freq_warp < 0.5:
+            raise ValueError(f"freq_warp must be within 0..0.5 (a share of the frequency axis), not {self.freq_warp}")
 
     def clip_samples(self, features: FeatureConfig) -> int:
         return int(round(self.clip_s * features.sample_rate_hz))

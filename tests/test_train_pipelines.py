@@ -260,6 +260,18 @@ def test_word_pipeline_reverb_is_seeded_and_changes_examples():
     assert not np.allclose(dry, wet1, atol=1e-3)
 
 
+def test_word_pipeline_freq_warp_is_seeded_and_changes_only_features():
+    audio, labels, synth = burst_clips(4, 0.2, 0.5), np.array([0, 0, 1, 1], np.int32), np.zeros(4, bool)
+    make = lambda warp: word_train_dataset(audio, labels, synth, n_words=2, noise=NOISE, features=FEATS, batch_size=8, seed=2,
+                                           word=WordConfig(freq_warp=warp, noise_prob=0.0, specaugment=False, silence_fraction=0.0))
+    (plain, y0), (warped1, y1), (warped2, _) = (next(iter(make(w))) for w in (0.0, 0.1, 0.1))
+    np.testing.assert_array_equal(warped1.numpy(), warped2.numpy())
+    np.testing.assert_array_equal(y0.numpy(), y1.numpy())
+    assert np.abs(plain.numpy() - warped1.numpy()).max() > 0.1
+    with pytest.raises(ValueError, match="freq_warp"):
+        WordConfig(freq_warp=-0.1)
+
+
 def test_edge_fragment_puts_a_neighbours_speech_at_one_edge():
     other = tf.constant(np.arange(1, 16001, dtype=np.float32))  # sample k holds k + 1: where each sample came from shows
     start, end, overlap = tf.constant(4800), tf.constant(9600), tf.constant(1600)  # speech 0.3-0.6 s, 0.1 s overlap

@@ -96,7 +96,11 @@ def word_train_dataset(
         return x, tf.where(silence, n_words, cls), i
 
     def featurize(x, y, i):
-        feats = log_mel_tf(x, features)
+        warp = None
+        if word.freq_warp > 0:
+            warp = tf.random.stateless_uniform(tf.shape(i), tf.stack([tf.cast(seed, tf.int64) + 3, i[0]]),
+                                               1.0 - word.freq_warp, 1.0 + word.freq_warp)
+        feats = log_mel_tf(x, features, warp)
         if word.specaugment:
             seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64) + 1, i[0]]), tf.shape(i)[0])
             feats = tf.map_fn(
