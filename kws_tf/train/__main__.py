@@ -19,6 +19,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, index_speech_commands  # noqa: E402
 from kws_tf.train.presets import PresetError, available_presets, load_preset  # noqa: E402
+from kws_tf.train.run_lock import RunDirBusy, run_dir_lock  # noqa: E402
 
 DEFAULT_DATA_DIRS = ("data/speech_commands_v0.01", "../shared/speech_commands_subset")
 DATA_HELP = (
@@ -57,6 +58,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _train_one(task: str, run_dir: str, args: argparse.Namespace, preset, index, words: list[str], synthetic) -> dict:
+    """Train and export one task in ``run_dir`` (its lock held by the caller)."""
+    from kws_tf.train.train_kws import train_kws  # imports TensorFlow (~2 s)
+    from kws_tf.train.train_words import train_words
+
+    if args.fresh:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
+        json.dump({"args": vars(args), "preset": preset.to_dict()}, f, indent=2)
+    start = time.perf_counter()
+    common = dict(out_dir=args.out, run_dir=run_dir, seed=args.seed, synthetic=synthetic, epochs=args.epochs, verbose=2 if args.quiet else 1,
+                  score_test=not args.no_test)
+    if task == "kws":
+        summary = train_kws(index, args.keyword, preset, **common)
+    else:
+        summary = train_words(index, words, args.keyword, preset, **common)
+    summary["training"]["wall_s"] = time.perf_counter() - start
+    with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -85,33 +109,16 @@ def main(argv: list[str] | None = None) -> int:
         logging.info("%d files named in the list files are not on disk (skipped)", index.missing_listed)
 
     from kws_tf.train.fitting import ResumeError
-    from kws_tf.train.train_kws import train_kws  # imports TensorFlow (~2 s)
-    from kws_tf.train.train_words import train_words
 
     tasks = ["kws", "words"] if args.task == "both" else [args.task]
-    summaries = {}
     for task in tasks:
         run_dir = args.run_dir and os.path.join(args.run_dir, task) or os.path.join("training", "runs", f"{preset.name}-{task}")
-        if args.fresh:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        os.makedirs(run_dir, exist_ok=True)
-        with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
-            json.dump({"args": vars(args), "preset": preset.to_dict()}, f, indent=2)
-        start = time.perf_counter()
-        common = dict(out_dir=args.out, run_dir=run_dir, seed=args.seed, synthetic=synthetic, epochs=args.epochs, verbose=2 if args.quiet else 1,
-                      score_test=not args.no_test)
         try:
-            if task == "kws":
-                summary = train_kws(index, args.keyword, preset, **common)
-            else:
-                summary = train_words(index, words, args.keyword, preset, **common)
-        except (DataError, ResumeError) as exc:
+            with run_dir_lock(run_dir):
+                summary = _train_one(task, run_dir, args, preset, index, words, synthetic)
+        except (DataError, ResumeError, RunDirBusy) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        summary["training"]["wall_s"] = time.perf_counter() - start
-        summaries[task] = summary
-        with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
         print(f"{task}: exported to {os.path.join(args.out, task)}; run folder {run_dir}")
         for split, scores in summary["metrics"].items():  # one line per split, so the test line is easy to leave unread
             print(f"{task}: {split} split (Keras): {json.dumps(scores, default=str)[:400]}")

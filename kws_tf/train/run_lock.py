@@ -1,0 +1,65 @@
+"""One training run per run folder. Two runs in one folder would overwrite each other's best checkpoint
+and resume backup without a word, so a run claims its folder with a lock file next to it
+(``RUN_DIR.lock``, holding the process id) and a second run stops with a one-line error."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class RunDirBusy(Exception):
+    """Another live process trains in this run folder."""
+
+
+def lock_path(run_dir: str) -> str:
+    return os.path.abspath(run_dir).rstrip(os.sep) + ".lock"
+
+
+def _holder(path: str) -> int | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return int(f.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows: keep the lock
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+@contextmanager
+def run_dir_lock(run_dir: str) -> Iterator[str]:
+    """Hold ``run_dir``'s lock for the ``with`` block. A lock left by a process that is gone (a killed
+    run) is taken over; one held by a live process raises ``RunDirBusy``."""
+    path = lock_path(run_dir)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            pid = _holder(path)
+            if pid is not None and pid != os.getpid() and _alive(pid):
+                raise RunDirBusy(f"{run_dir}: another training run (process {pid}) uses this run folder; wait for it "
+                                 f"or pass --run-dir DIR (delete {path} if no such run is going)") from None
+            try:
+                os.remove(path)  # stale: its run was killed
+            except FileNotFoundError:
+                pass
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield path
+    finally:
+        if _holder(path) == os.getpid():
+            os.remove(path)

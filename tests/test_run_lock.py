@@ -1,0 +1,60 @@
+"""Two training runs in one run folder would overwrite each other's checkpoints: the second one stops."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kws_tf.train.run_lock import RunDirBusy, lock_path, run_dir_lock
+from tests.conftest import TINY_WORDS
+
+
+@pytest.fixture
+def live_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_live_run_keeps_its_folder(tmp_path, live_pid):
+    run_dir = str(tmp_path / "runs" / "kws")
+    os.makedirs(tmp_path / "runs")
+    with open(lock_path(run_dir), "w") as f:
+        f.write(str(live_pid))
+    with pytest.raises(RunDirBusy, match=rf"process {live_pid}.*--run-dir"):
+        with run_dir_lock(run_dir):
+            pass
+    assert open(lock_path(run_dir)).read() == str(live_pid)  # the live run's lock is left alone
+
+
+def test_a_killed_runs_lock_is_taken_over_and_released(tmp_path):
+    run_dir = str(tmp_path / "kws")
+    with open(lock_path(run_dir), "w") as f:
+        f.write(str(dead_pid()))
+    with run_dir_lock(run_dir) as path:
+        assert open(path).read() == str(os.getpid())
+    assert not os.path.exists(lock_path(run_dir))
+
+
+def test_train_cli_refuses_a_busy_run_folder(tiny_data_dir, tmp_path, live_pid, capsys):
+    from kws_tf.train.__main__ import main
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "words.lock").write_text(str(live_pid))
+    rc = main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "words", "--words", *TINY_WORDS,
+               "--out", str(tmp_path / "models"), "--run-dir", str(runs), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1
+    assert err[0].startswith("error: ") and str(runs / "words") in err[0] and "--run-dir" in err[0]
+    assert not (tmp_path / "models").exists() and not (runs / "words").exists()  # nothing trained or written
