@@ -58,3 +58,15 @@ def test_train_cli_refuses_a_busy_run_folder(tiny_data_dir, tmp_path, live_pid, 
     assert rc == 1 and len(err) == 1
     assert err[0].startswith("error: ") and str(runs / "words") in err[0] and "--run-dir" in err[0]
     assert not (tmp_path / "models").exists() and not (runs / "words").exists()  # nothing trained or written
+
+
+def test_a_lock_being_written_counts_as_busy_until_it_is_old(tmp_path):
+    run_dir = str(tmp_path / "kws")
+    open(lock_path(run_dir), "w").close()  # created, process id not written yet
+    with pytest.raises(RunDirBusy, match="starting"):
+        with run_dir_lock(run_dir):
+            pass
+    os.utime(lock_path(run_dir), (1.0, 1.0))  # an empty lock from long ago: left by a crash, taken over
+    with run_dir_lock(run_dir):
+        pass
+    assert not os.path.exists(lock_path(run_dir))

@@ -5,6 +5,7 @@ and resume backup without a word, so a run claims its folder with a lock file ne
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,6 +24,13 @@ def _holder(path: str) -> int | None:
             return int(f.read().strip() or 0) or None
     except (OSError, ValueError):
         return None
+
+
+def _age_s(path: str) -> float:
+    try:
+        return time.time() - os.path.getmtime(path)
+    except OSError:
+        return float("inf")
 
 
 def _alive(pid: int) -> bool:
@@ -49,6 +57,9 @@ def run_dir_lock(run_dir: str) -> Iterator[str]:
             break
         except FileExistsError:
             pid = _holder(path)
+            if pid is None and _age_s(path) < 10.0:  # just created, its process id not written yet
+                raise RunDirBusy(f"{run_dir}: another training run is starting in this run folder; pass --run-dir DIR "
+                                 f"(delete {path} if no such run is going)")
             if pid is not None and pid != os.getpid() and _alive(pid):
                 raise RunDirBusy(f"{run_dir}: another training run (process {pid}) uses this run folder; wait for it "
                                  f"or pass --run-dir DIR (delete {path} if no such run is going)") from None
