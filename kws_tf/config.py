@@ -60,6 +60,11 @@ class FeatureConfig:
             raise ValueError(f"need 0 <= fmin_hz < fmax_hz <= {self.sample_rate_hz / 2}")
 
 
+def _check_freq_warp(value: float) -> None:
+    if not 0.0 <= value < 0.5:
+        raise ValueError(f"freq_warp must be within 0..0.5 (a share of the frequency axis), not {value}")
+
+
 @dataclass(frozen=True)
 class KwsConfig:
     """Keyword clips and the frame labels of the keyword spotter."""
@@ -103,8 +108,7 @@ class KwsConfig:
             raise ValueError(f"synthetic_weight must be null or within 0..1, not {self.synthetic_weight}")
         if not 0.0 <= self.confusable_prob <= 1.0:
             raise ValueError(f"confusable_prob must be within 0..1, not {self.confusable_prob}")
-        if not 0.0 <= self.freq_warp < 0.5:
-            raise ValueError(f"freq_warp must be within 0..0.5 (a share of the frequency axis), not {self.freq_warp}")
+        _check_freq_warp(self.freq_warp)
 
     def clip_samples(self, features: FeatureConfig) -> int:
         return int(round(self.clip_s * features.sample_rate_hz))
@@ -160,8 +164,7 @@ class WordConfig:
         for name in ("neighbour_prob", "neighbour_at_end", "reverb_prob", "noise_prob", "silence_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, not {getattr(self, name)}")
-        if not 0.0 <= self.freq_warp < 0.5:
-            raise ValueError(f"freq_warp must be within 0..0.5 (a share of the frequency axis), not {self.freq_warp}")
+        _check_freq_warp(self.freq_warp)
 
     def clip_samples(self, features: FeatureConfig) -> int:
         return int(round(self.clip_s * features.sample_rate_hz))

@@ -141,3 +141,8 @@ def frequency_warp(power: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
     low = tf.cast(low, tf.int32)
     high = tf.minimum(low + 1, bins - 1)
     return (1.0 - frac) * tf.gather(power, low, axis=2, batch_dims=1) + frac * tf.gather(power, high, axis=2, batch_dims=1)
+
+
+def warp_factors(seed: tf.Tensor, count: tf.Tensor, max_warp: float) -> tf.Tensor:
+    """``(count,)`` factors for ``frequency_warp``, uniform in 1 +- ``max_warp``."""
+    return tf.random.stateless_uniform(tf.reshape(count, [1]), seed, 1.0 - max_warp, 1.0 + max_warp)

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from kws_tf.config import FeatureConfig, KwsConfig
-from kws_tf.train.augment import NoiseBank, freq_mask, rms, speed_perturb
+from kws_tf.train.augment import NoiseBank, freq_mask, rms, speed_perturb, warp_factors
 from kws_tf.train.features_tf import log_mel_tf
 from kws_tf.train.word_data import class_tables
 
@@ -161,8 +161,7 @@ def kws_dataset(
     def featurize(audio, labels, i):
         warp = None
         if repeat and kws.freq_warp > 0:  # training only, like the masks
-            warp = tf.random.stateless_uniform(tf.shape(i), tf.stack([tf.cast(seed, tf.int64) + 2, tf.cast(i[0], tf.int64)]),
-                                               1.0 - kws.freq_warp, 1.0 + kws.freq_warp)
+            warp = warp_factors(tf.stack([tf.cast(seed, tf.int64) + 2, tf.cast(i[0], tf.int64)]), tf.shape(i)[0], kws.freq_warp)
         feats = log_mel_tf(audio, features, warp)
         if repeat and kws.freq_masks > 0:  # training only: validation clips stay unmasked
             feats = freq_mask(feats, tf.stack([tf.cast(seed, tf.int64) + 1, tf.cast(i[0], tf.int64)]), kws.freq_masks, kws.freq_mask_bins)

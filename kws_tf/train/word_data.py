@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from kws_tf.config import FeatureConfig, WordConfig
 from kws_tf.dataset import speech_extents
-from kws_tf.train.augment import NoiseBank, edge_fragment, mix_at_snr, reverberate, spec_augment, speed_perturb, synthetic_rir, time_shift
+from kws_tf.train.augment import NoiseBank, edge_fragment, mix_at_snr, reverberate, spec_augment, speed_perturb, synthetic_rir, time_shift, warp_factors
 from kws_tf.train.features_tf import log_mel_tf
 
 
@@ -98,8 +98,7 @@ def word_train_dataset(
     def featurize(x, y, i):
         warp = None
         if word.freq_warp > 0:
-            warp = tf.random.stateless_uniform(tf.shape(i), tf.stack([tf.cast(seed, tf.int64) + 3, i[0]]),
-                                               1.0 - word.freq_warp, 1.0 + word.freq_warp)
+            warp = warp_factors(tf.stack([tf.cast(seed, tf.int64) + 3, i[0]]), tf.shape(i)[0], word.freq_warp)
         feats = log_mel_tf(x, features, warp)
         if word.specaugment:
             seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64) + 1, i[0]]), tf.shape(i)[0])
