@@ -70,3 +70,20 @@ def test_a_lock_being_written_counts_as_busy_until_it_is_old(tmp_path):
     with run_dir_lock(run_dir):
         pass
     assert not os.path.exists(lock_path(run_dir))
+
+
+def test_train_cli_refuses_an_export_folder_in_use(tiny_data_dir, tmp_path, live_pid, capsys):
+    """Two runs with their own run folders but one --out would overwrite each other's exported models."""
+    from kws_tf.train.__main__ import main
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "words.lock").write_text(str(live_pid))
+    rc = main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "words", "--words", *TINY_WORDS,
+               "--out", str(models), "--run-dir", str(tmp_path / "runs"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1
+    assert err[0].startswith("error: ") and str(models / "words") in err[0] and "--out" in err[0]
+    assert "export folder" in err[0] and f"process {live_pid}" in err[0]
+    assert not (models / "words").exists() and not (tmp_path / "runs" / "words").exists()  # nothing written
+    assert not os.path.exists(tmp_path / "runs" / "words.lock")  # the run folder's lock was released

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,6 +124,7 @@ def test_run_folder_holds_config_logs_and_plots(tiny_models_dir, tmp_path_factor
             assert (folder / name).exists(), f"{task}/{name}"
         assert not (folder / "backup").exists()  # removed after a completed run
         assert json.loads((folder / "config.json").read_text())["preset"]["name"] == "tiny"
+    assert not list(runs[0].glob("*.lock")) and not list(Path(tiny_models_dir).glob("*.lock"))  # both locks released
     assert (runs[0] / "kws" / "keyword_trace.png").exists() and (runs[0] / "words" / "confusion.png").exists()
 
 

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     for task in tasks:
         run_dir = args.run_dir and os.path.join(args.run_dir, task) or os.path.join("training", "runs", f"{preset.name}-{task}")
         try:
-            with run_dir_lock(run_dir):
+            with run_dir_lock(run_dir), run_dir_lock(os.path.join(args.out, task), "export folder", "--out"):
                 summary = _train_one(task, run_dir, args, preset, index, words, synthetic)
         except (DataError, ResumeError, RunDirBusy) as exc:
             print(f"error: {exc}", file=sys.stderr)

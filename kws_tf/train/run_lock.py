@@ -1,6 +1,7 @@
-"""One training run per run folder. Two runs in one folder would overwrite each other's best checkpoint
-and resume backup without a word, so a run claims its folder with a lock file next to it
-(``RUN_DIR.lock``, holding the process id) and a second run stops with a one-line error."""
+"""One training run per folder. Two runs in one run folder would overwrite each other's best checkpoint
+and resume backup without a word, and two runs exporting to one folder each other's models, so a run claims
+its run folder and its export folder with a lock file next to each (``DIR.lock``, holding the process id)
+and a second run stops with a one-line error."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 
 
 class RunDirBusy(Exception):
-    """Another live process trains in this run folder."""
+    """Another live process trains in (or exports to) this folder."""
 
 
 def lock_path(run_dir: str) -> str:
@@ -46,9 +47,10 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def run_dir_lock(run_dir: str) -> Iterator[str]:
+def run_dir_lock(run_dir: str, what: str = "run folder", option: str = "--run-dir") -> Iterator[str]:
     """Hold ``run_dir``'s lock for the ``with`` block. A lock left by a process that is gone (a killed
-    run) is taken over; one held by a live process raises ``RunDirBusy``."""
+    run) is taken over; one held by a live process raises ``RunDirBusy``, whose message names ``what``
+    the folder is and the command-line ``option`` that picks another."""
     path = lock_path(run_dir)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     while True:
@@ -58,11 +60,11 @@ def run_dir_lock(run_dir: str) -> Iterator[str]:
         except FileExistsError:
             pid = _holder(path)
             if pid is None and _age_s(path) < 10.0:  # just created, its process id not written yet
-                raise RunDirBusy(f"{run_dir}: another training run is starting in this run folder; pass --run-dir DIR "
+                raise RunDirBusy(f"{run_dir}: another training run is starting with this {what}; pass {option} DIR "
                                  f"(delete {path} if no such run is going)")
             if pid is not None and pid != os.getpid() and _alive(pid):
-                raise RunDirBusy(f"{run_dir}: another training run (process {pid}) uses this run folder; wait for it "
-                                 f"or pass --run-dir DIR (delete {path} if no such run is going)") from None
+                raise RunDirBusy(f"{run_dir}: another training run (process {pid}) uses this {what}; wait for it "
+                                 f"or pass {option} DIR (delete {path} if no such run is going)") from None
             try:
                 os.remove(path)  # stale: its run was killed
             except FileNotFoundError:
