@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 
 import numpy as np
@@ -69,6 +71,10 @@ def tiny_models_dir(tmp_path_factory, tiny_data_dir) -> str:
 
     out = str(tmp_path_factory.mktemp("models"))
     runs = str(tmp_path_factory.mktemp("runs"))
-    rc = main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--words", *TINY_WORDS, "--out", out, "--run-dir", runs, "--quiet"])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        rc = main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--words", *TINY_WORDS, "--out", out, "--run-dir", runs, "--quiet"])
+    with open(os.path.join(runs, "printed.txt"), "w", encoding="utf-8") as f:  # what the command told the user
+        f.write(printed.getvalue())
     assert rc == 0
     return out

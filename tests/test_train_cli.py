@@ -126,6 +126,9 @@ def test_run_folder_holds_config_logs_and_plots(tiny_models_dir, tmp_path_factor
         assert json.loads((folder / "config.json").read_text())["preset"]["name"] == "tiny"
     assert not list(runs[0].glob("*.lock")) and not list(Path(tiny_models_dir).glob("*.lock"))  # both locks released
     assert (runs[0] / "kws" / "keyword_trace.png").exists() and (runs[0] / "words" / "confusion.png").exists()
+    printed = (runs[0] / "printed.txt").read_text()  # the run says how to tune what it could not
+    assert f"tools/tune_detector.py --models {tiny_models_dir} --data-dir" in printed and "--write" in printed
+    assert f"tools/tune_decoder.py --models {tiny_models_dir} --data-dir" in printed
 
 
 def test_killed_run_resumes_where_it_stopped(tmp_path):

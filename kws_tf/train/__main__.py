@@ -58,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+NEXT_STEP = {  # a fresh export carries untuned run-time settings; say how to pick them
+    "kws": "the gate still has default settings; pick them on validation speech (needs OUT/words too): "
+           "python tools/tune_detector.py --models {out} --data-dir {data} --split validation --fa-per-hour 0.5 --write",
+    "words": "the sentence decoder still has default settings; pick them on validation speech (after the gate): "
+             "python tools/tune_decoder.py --models {out} --data-dir {data} --write",
+}
+
+
 def _train_one(task: str, run_dir: str, args: argparse.Namespace, preset, index, words: list[str], synthetic) -> dict:
     """Train and export one task in ``run_dir`` (its lock held by the caller)."""
     from kws_tf.train.train_kws import train_kws  # imports TensorFlow (~2 s)
@@ -120,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"{task}: exported to {os.path.join(args.out, task)}; run folder {run_dir}")
+        print(f"{task}: {NEXT_STEP[task].format(out=args.out, data=data_dir)}")
         for split, scores in summary["metrics"].items():  # one line per split, so the test line is easy to leave unread
             print(f"{task}: {split} split (Keras): {json.dumps(scores, default=str)[:400]}")
     return 0
