@@ -1,4 +1,5 @@
-"""Two training runs in one run folder would overwrite each other's checkpoints: the second one stops."""
+"""Two training runs in one run folder (or one export folder) would overwrite each other's checkpoints
+(or models): the second one stops."""
 
 from __future__ import annotations
 
@@ -46,15 +47,20 @@ def test_a_killed_runs_lock_is_taken_over_and_released(tmp_path):
     assert not os.path.exists(lock_path(run_dir))
 
 
-def test_train_cli_refuses_a_busy_run_folder(tiny_data_dir, tmp_path, live_pid, capsys):
+def train_words_cli(data_dir, out, runs, capsys) -> tuple[int, list[str]]:
+    """Run the tiny word training through the command line; its exit code and stderr lines."""
     from kws_tf.train.__main__ import main
 
+    rc = main(["--data-dir", data_dir, "--preset", "tiny", "--task", "words", "--words", *TINY_WORDS,
+               "--out", str(out), "--run-dir", str(runs), "--quiet"])
+    return rc, capsys.readouterr().err.strip().splitlines()
+
+
+def test_train_cli_refuses_a_busy_run_folder(tiny_data_dir, tmp_path, live_pid, capsys):
     runs = tmp_path / "runs"
     runs.mkdir()
     (runs / "words.lock").write_text(str(live_pid))
-    rc = main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "words", "--words", *TINY_WORDS,
-               "--out", str(tmp_path / "models"), "--run-dir", str(runs), "--quiet"])
-    err = capsys.readouterr().err.strip().splitlines()
+    rc, err = train_words_cli(tiny_data_dir, tmp_path / "models", runs, capsys)
     assert rc == 1 and len(err) == 1
     assert err[0].startswith("error: ") and str(runs / "words") in err[0] and "--run-dir" in err[0]
     assert not (tmp_path / "models").exists() and not (runs / "words").exists()  # nothing trained or written
@@ -74,14 +80,10 @@ def test_a_lock_being_written_counts_as_busy_until_it_is_old(tmp_path):
 
 def test_train_cli_refuses_an_export_folder_in_use(tiny_data_dir, tmp_path, live_pid, capsys):
     """Two runs with their own run folders but one --out would overwrite each other's exported models."""
-    from kws_tf.train.__main__ import main
-
     models = tmp_path / "models"
     models.mkdir()
     (models / "words.lock").write_text(str(live_pid))
-    rc = main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "words", "--words", *TINY_WORDS,
-               "--out", str(models), "--run-dir", str(tmp_path / "runs"), "--quiet"])
-    err = capsys.readouterr().err.strip().splitlines()
+    rc, err = train_words_cli(tiny_data_dir, models, tmp_path / "runs", capsys)
     assert rc == 1 and len(err) == 1
     assert err[0].startswith("error: ") and str(models / "words") in err[0] and "--out" in err[0]
     assert "export folder" in err[0] and f"process {live_pid}" in err[0]
