@@ -73,7 +73,7 @@ def tiny_models_dir(tmp_path_factory, tiny_data_dir) -> str:
     runs = str(tmp_path_factory.mktemp("runs"))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        rc = main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--words", *TINY_WORDS, "--out", out, "--run-dir", runs, "--quiet"])
+        rc = main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--words", *TINY_WORDS, "--out", out, "--run-dir", runs])
     with open(os.path.join(runs, "printed.txt"), "w", encoding="utf-8") as f:  # what the command told the user
         f.write(printed.getvalue())
     assert rc == 0

@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-test", action="store_true",
                    help="do not score the test split (keep it unseen while choosing between runs; "
                         "python -m kws_tf.evaluate --split test scores it later)")
-    p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="one line per epoch instead of a per-step progress bar (the default when output goes to a file or pipe)")
     return p
 
 
@@ -64,6 +65,12 @@ NEXT_STEP = {  # a fresh export carries untuned run-time settings; say how to pi
     "words": "the sentence decoder still has default settings; pick them on validation speech (after the gate): "
              "python tools/tune_decoder.py --models {out} --data-dir {data} --write",
 }
+
+
+def _keras_verbosity(quiet: bool) -> int:
+    """Keras's per-step bar redraws itself with carriage returns: fine on a terminal, but in a log file
+    it is one line of megabytes. Off a terminal, print one line per epoch."""
+    return 2 if quiet or not sys.stdout.isatty() else 1
 
 
 def _train_one(task: str, run_dir: str, args: argparse.Namespace, preset, index, words: list[str], synthetic) -> dict:
@@ -77,7 +84,7 @@ def _train_one(task: str, run_dir: str, args: argparse.Namespace, preset, index,
     with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump({"args": vars(args), "preset": preset.to_dict()}, f, indent=2)
     start = time.perf_counter()
-    common = dict(out_dir=args.out, run_dir=run_dir, seed=args.seed, synthetic=synthetic, epochs=args.epochs, verbose=2 if args.quiet else 1,
+    common = dict(out_dir=args.out, run_dir=run_dir, seed=args.seed, synthetic=synthetic, epochs=args.epochs, verbose=_keras_verbosity(args.quiet),
                   score_test=not args.no_test)
     if task == "kws":
         summary = train_kws(index, args.keyword, preset, **common)
