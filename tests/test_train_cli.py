@@ -130,7 +130,6 @@ def test_run_folder_holds_config_logs_and_plots(tiny_models_dir, tmp_path_factor
     printed = (runs[0] / "printed.txt").read_text()  # the run says how to tune what it could not
     assert f"tools/tune_detector.py --models {tiny_models_dir} --data-dir" in printed and "--write" in printed
     assert f"tools/tune_decoder.py --models {tiny_models_dir} --data-dir" in printed
-    # printed to a file (not a terminal): one line per epoch, not Keras's self-redrawing per-step bar
     # printed to a file (not a terminal): one summary line per epoch (tiny: 1 epoch of 2 steps per task),
     # not Keras's self-redrawing per-step bar
     assert len(re.findall(r"^2/2 - .* - val_loss: ", printed, re.M)) == 2
