@@ -139,9 +139,56 @@ def test_tune_detector_refuses_traces_of_other_models(models, tiny_data_dir, tmp
     for args in (["--traces", traces], ["--traces", traces, "--held-out", traces]):
         with pytest.raises(SystemExit) as e:
             tool.main(["--models", other, *args, "--fa-per-hour", "1000", "--write"])
-        assert "traces.npz: traces of other models" in str(e.value) and "\n" not in str(e.value)
+        assert "traces.npz: traces of another keyword model" in str(e.value) and "\n" not in str(e.value)
     assert _sidecar(other, "kws") == before
     assert tool.main(["--models", models, "--traces", traces, "--fa-per-hour", "1000"]) == 0  # its own package
+
+
+def test_pair_traces_joins_one_packages_keyword_scores_with_anothers_verifier(models, tiny_data_dir, tmp_path, capsys):
+    """tools/pair_traces.py: keyword scores of one saved trace, word-model scores of another of the same
+    stream; the pair is tuned against the package holding those two models and refused against others."""
+    import numpy as np
+
+    detector, pair_tool = _tool("tune_detector"), _tool("pair_traces")
+    other = str(tmp_path / "other")  # another word model: the same weights, other bytes
+    shutil.copytree(models, other)
+    with open(os.path.join(other, "words", "float32.tflite"), "ab") as f:
+        f.write(b"\0" * 8)
+    saved = {}
+    for name, pkg, seed in (("a", models, "3"), ("b", other, "3"), ("c", other, "4")):
+        saved[name] = str(tmp_path / f"{name}.traces")  # named as given, no ".npz" added
+        assert detector.main(["--models", pkg, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "1",
+                              "--seed", seed, "--save-traces", saved[name], "--save-only"]) == 0
+    assert not [f for f in os.listdir(tmp_path) if f.endswith((".npz", ".partial"))]
+    from kws_tf.evaluate.traces import read_traces, save_traces
+
+    (t, pr, spans, duration, vt, vp), b_stream = read_traces(saved["b"])
+    marked = str(tmp_path / "b_marked.npz")  # b's word-model scores halved and its keyword scores zeroed, to tell them apart
+    save_traces(marked, (t, 0 * pr, spans, duration, vt, vp / 2), b_stream)
+    pair = str(tmp_path / "pair.npz")
+    capsys.readouterr()
+    assert pair_tool.main([saved["a"], marked, "--out", pair]) == 0
+    assert "wrote" in capsys.readouterr().out
+    (pt, ppr, pspans, pduration, pvt, pvp), stream = read_traces(pair)
+    (at, apr, aspans, aduration, _, _), a_stream = read_traces(saved["a"])
+    assert np.array_equal(pt, at) and np.array_equal(ppr, apr) and apr.max() > 0  # a's keyword scores
+    assert np.array_equal(pvt, vt) and np.allclose(pvp, vp / 2) and vp.max() > 0  # b's word-model scores
+    assert stream["kws_digest"] == a_stream["kws_digest"] and stream["words_digest"] == b_stream["words_digest"]
+    assert a_stream["words_digest"] != b_stream["words_digest"] and "models_digest" not in stream
+
+    assert detector.main(["--models", other, "--traces", pair, "--fa-per-hour", "1000"]) == 0  # other: a's kws bytes, b's words
+    with pytest.raises(SystemExit) as e:
+        detector.main(["--models", models, "--traces", pair, "--fa-per-hour", "1000", "--write"])
+    assert "pair.npz: traces of another word model" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(SystemExit) as e:  # seed 4 is another stream
+        pair_tool.main([saved["a"], saved["c"], "--out", str(tmp_path / "bad.npz")])
+    assert "not the same stream" in str(e.value) and "\n" not in str(e.value)
+    assert not os.path.exists(tmp_path / "bad.npz")
+    for out in (saved["a"], str(tmp_path / "pair")):  # an input, a name without .npz: argparse errors, exit 2
+        with pytest.raises(SystemExit) as e:
+            pair_tool.main([saved["a"], marked, "--out", out])
+        assert e.value.code == 2
+    assert np.array_equal(read_traces(saved["a"])[0][1], apr)  # the input is untouched
 
 
 def test_tune_detector_bad_traces_file_is_one_line(models, tmp_path):

@@ -14,15 +14,15 @@ depending on the load); the grid is minutes. ``--save-traces`` keeps the traces 
 stop there), ``--traces A.npz [B.npz ...]`` tunes on saved traces (several streams, e.g. two seeds, joined
 end to end) without running the models, and ``--held-out C.npz ...`` replays the best setting, and the
 sidecar's current one as it is, on other streams: does the false-alarm rate hold there?
+``tools/pair_traces.py`` pairs one package's keyword scores with another's word-model scores on the same
+stream, to tune a keyword model with another word model as verifier without running either again.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import itertools
-import json
 import os
 import sys
 
@@ -33,7 +33,8 @@ from kws_tf.decisions import KeywordDetector, verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import keyword_stream, split_bank
 from kws_tf.runtime import Transcriber
-from kws_tf.sidecar import ModelDirError, load_sidecar, model_file, save_sidecar
+from kws_tf.evaluate.traces import check_same_models, load_traces, model_digests, save_traces
+from kws_tf.sidecar import ModelDirError, load_sidecar, save_sidecar
 
 THRESHOLDS = np.round(np.concatenate([np.arange(0.1, 0.95, 0.05), np.arange(0.95, 0.999, 0.005)]), 4)
 VERIFY_THRESHOLDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # 0: no verification
@@ -57,55 +58,6 @@ def collect_traces(models: str, bank, keyword: str, minutes: float, seed: int, p
     keep = t <= duration
     vt, vp = (np.concatenate(verify_t), np.concatenate(verify_p)) if verify_t else (np.zeros(0), np.zeros(0))
     return t[keep], pr[keep], spans_arr, duration, vt, vp
-
-
-def models_digest(models: str, precision: str) -> str:
-    """A short hash of the two TFLite files (keyword and word model) at ``precision``: the traces'
-    scores depend on these bytes alone, so traces and models with the same digest belong together."""
-    h = hashlib.sha256()
-    for task in ("kws", "words"):
-        with open(model_file(models, task, load_sidecar(models, task), precision), "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()[:16]
-
-
-def check_same_models(streams: list[dict], digest: str, models: str) -> None:
-    """Refuse traces saved from other models than ``models`` (their digests differ): a setting tuned on
-    them would be written into the wrong package. Traces saved without a digest are not checked."""
-    for s in streams:
-        if s.get("models_digest") not in (None, digest):
-            raise SystemExit(f"error: {s['file']}: traces of other models ({s.get('models', 'unknown')}, "
-                             f"{s.get('precision', 'float32')}) than {models}; "
-                             f"save traces of {models} with --save-traces, or pass the --models and --precision they came from")
-
-
-def save_traces(path: str, traces: tuple, stream: dict) -> None:
-    """Write ``collect_traces``' result and where it came from (``stream``: split, minutes, seed, models,
-    precision, models_digest)."""
-    t, pr, spans, duration, vt, vp = traces
-    np.savez_compressed(path, times=t, probs=pr, spans=spans, duration=duration, verify_times=vt, verify_probs=vp,
-                        stream=json.dumps(stream))
-
-
-def load_traces(paths: list[str]) -> tuple[tuple, list[dict]]:
-    """Saved traces of one or more streams joined end to end (each stream's times shifted by the
-    durations before it), in ``collect_traces``' form, and each file's stream description."""
-    t, pr, spans, vt, vp, streams, offset = [], [], [], [], [], [], 0.0
-    for path in paths:
-        try:
-            with np.load(path) as z:
-                t.append(z["times"] + offset)
-                pr.append(z["probs"])
-                spans.append(z["spans"].reshape(-1, 2) + offset)
-                vt.append(z["verify_times"] + offset)
-                vp.append(z["verify_probs"])
-                stream = json.loads(str(z["stream"])) if "stream" in z.files else {}
-                offset += float(z["duration"])
-        except (OSError, ValueError, KeyError) as e:
-            raise SystemExit(f"error: {path}: not a traces file from --save-traces ({e}); save it again with --save-traces")
-        streams.append({"file": os.path.basename(path), **stream})
-    return (np.concatenate(t), np.concatenate(pr), np.concatenate(spans), offset, np.concatenate(vt),
-            np.concatenate(vp)), streams
 
 
 def replay(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, verify: metrics.Trace | None,
@@ -225,17 +177,17 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         sidecar = load_sidecar(args.models, "kws")
-        digest = models_digest(args.models, args.precision)
+        digests = model_digests(args.models, args.precision)
     except ModelDirError as e:
         raise SystemExit(f"error: {e}")
     keyword = sidecar["keyword"]
     held_out = None
     if args.held_out:  # bad files fail before the long run
         held_out, held_streams = load_traces(args.held_out)
-        check_same_models(held_streams, digest, args.models)
+        check_same_models(held_streams, digests, args.models)
     if args.traces:
         traces, streams = load_traces(args.traces)
-        check_same_models(streams, digest, args.models)
+        check_same_models(streams, digests, args.models)
         described = ", ".join(f"{s['file']} ({s['split']} seed {s['seed']})" if "split" in s else f"{s['file']} (no stream record)"
                               for s in streams)
         print(f"tuning on saved traces: {described}")
@@ -245,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         streams = [{"split": args.split, "minutes": args.minutes, "seed": args.seed}]
         if args.save_traces:
             save_traces(args.save_traces, traces, {**streams[0], "models": os.path.abspath(args.models), "precision": args.precision,
-                                                           "models_digest": digest})
+                                                           **digests})
             print(f"saved the score traces to {args.save_traces}")
             if args.save_only:
                 return 0

@@ -1,0 +1,111 @@
+"""Saved score traces of a keyword stream (``tools/tune_detector.py --save-traces``): the keyword model's
+score per frame, the word model's "stop" score per window, the keyword spans, and where they came from
+(split, seed, minutes, digests of the model files). Tuning and pairing read them back (numpy only)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from kws_tf.sidecar import load_sidecar, model_file
+
+TASKS = ("kws", "words")
+
+
+def model_digests(models: str, precision: str) -> dict:
+    """Short hashes of the package's TFLite files at ``precision``: ``kws_digest`` and ``words_digest``
+    (each file alone) and ``models_digest`` (both together). A trace's keyword scores depend on the
+    keyword model's bytes alone and its verifier scores on the word model's, so traces and models whose
+    digests agree belong together. Raises ``ModelDirError`` for an unusable folder."""
+    both, out = hashlib.sha256(), {}
+    for task in TASKS:
+        with open(model_file(models, task, load_sidecar(models, task), precision), "rb") as f:
+            data = f.read()
+        both.update(data)
+        out[f"{task}_digest"] = hashlib.sha256(data).hexdigest()[:16]
+    out["models_digest"] = both.hexdigest()[:16]
+    return out
+
+
+def check_same_models(streams: list[dict], digests: dict, models: str) -> None:
+    """Refuse traces saved from other models than ``models`` (a setting tuned on them would be written
+    into the wrong package): per-model digests where the traces have them (paired traces have only
+    these), else the two files' joint digest. Traces saved without any digest are not checked."""
+    for s in streams:
+        if f"{TASKS[0]}_digest" in s:
+            differ = [task for task in TASKS if s.get(f"{task}_digest") != digests[f"{task}_digest"]]
+        else:
+            differ = [] if s.get("models_digest") in (None, digests["models_digest"]) else list(TASKS)
+        if differ:
+            names = " and ".join({"kws": "keyword", "words": "word"}[task] for task in differ)
+            raise SystemExit(f"error: {s['file']}: traces of another {names} model ({s.get('models', 'unknown')}, "
+                             f"{s.get('precision', 'float32')}) than {models}'s; "
+                             f"save traces of {models} with --save-traces, or pass the --models and --precision they came from")
+
+
+def save_traces(path: str, traces: tuple, stream: dict) -> None:
+    """Write ``(times, probs, spans, duration, verify_times, verify_probs)`` and where it came from
+    (``stream``: split, minutes, seed, models, precision and the digests) to ``path``, as named."""
+    t, pr, spans, duration, vt, vp = traces
+    tmp = f"{path}.partial"
+    try:
+        with open(tmp, "wb") as f:  # a file object: numpy would add ".npz" to a bare name
+            np.savez_compressed(f, times=t, probs=pr, spans=spans, duration=duration, verify_times=vt, verify_probs=vp,
+                                stream=json.dumps(stream))
+        os.replace(tmp, path)  # a failed save leaves no half-written file under the name
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read_traces(path: str) -> tuple[tuple, dict]:
+    """One saved traces file: ``(times, probs, spans (K, 2), duration, verify_times, verify_probs)`` and its
+    stream record (empty for files saved without one). Exits with a one-line error for other files."""
+    try:
+        with np.load(path) as z:
+            traces = (z["times"], z["probs"], z["spans"].reshape(-1, 2), float(z["duration"]), z["verify_times"], z["verify_probs"])
+            stream = json.loads(str(z["stream"])) if "stream" in z.files else {}
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"error: {path}: not a traces file from --save-traces ({e}); save it again with --save-traces")
+    return traces, stream
+
+
+def load_traces(paths: list[str]) -> tuple[tuple, list[dict]]:
+    """Saved traces of one or more streams joined end to end (each stream's times shifted by the
+    durations before it), in ``read_traces``' form, and each file's stream record with its ``file`` name."""
+    parts, streams, offset = [], [], 0.0
+    for path in paths:
+        (t, pr, spans, duration, vt, vp), stream = read_traces(path)
+        parts.append((t + offset, pr, spans + offset, vt + offset, vp))
+        streams.append({"file": os.path.basename(path), **stream})
+        offset += duration
+    t, pr, spans, vt, vp = (np.concatenate([p[k] for p in parts]) for k in range(5))
+    return (t, pr, spans, offset, vt, vp), streams
+
+
+def pair_traces(keyword_path: str, verifier_path: str) -> tuple[tuple, dict]:
+    """The keyword scores of one saved trace with the word-model scores of another saved on the same
+    stream (same split, seed and minutes, same keyword spans): what a package of the first's keyword
+    model and the second's word model would have saved, without running either again. Returns the
+    traces and their stream record (per-model digests from each file). Exits with a one-line error when
+    the two are not the same stream or lack the per-model digests."""
+    (t, pr, spans, duration, _, _), ks = read_traces(keyword_path)
+    (_, _, vspans, vduration, vt, vp), vs = read_traces(verifier_path)
+    for key in ("split", "seed", "minutes", "precision", "kws_digest", "words_digest"):
+        if key not in ks or key not in vs:
+            path = keyword_path if key not in ks else verifier_path
+            raise SystemExit(f"error: {path}: saved without its {key.replace('_', ' ')}; save it again with --save-traces")
+    same = all(ks[k] == vs[k] for k in ("split", "seed", "minutes", "precision"))
+    if not same or spans.shape != vspans.shape or not np.allclose(spans, vspans) or abs(duration - vduration) > 1e-6:
+        raise SystemExit(f"error: {keyword_path} and {verifier_path}: not the same stream ({ks['split']} seed {ks['seed']}, "
+                         f"{ks['minutes']} min, {ks['precision']} against {vs['split']} seed {vs['seed']}, {vs['minutes']} min, "
+                         f"{vs['precision']}); pair traces saved with the same --split, --seed, --minutes and --precision")
+    stream = {k: ks[k] for k in ("split", "seed", "minutes", "precision")}
+    stream.update(models=f"keyword model of {ks.get('models', keyword_path)}, word model of {vs.get('models', verifier_path)}",
+                  kws_digest=ks["kws_digest"], words_digest=vs["words_digest"],
+                  paired_from=[os.path.basename(keyword_path), os.path.basename(verifier_path)])
+    return (t, pr, spans, duration, vt, vp), stream
