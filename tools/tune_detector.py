@@ -32,8 +32,8 @@ from kws_tf.config import DetectorConfig, from_dict, to_dict
 from kws_tf.decisions import KeywordDetector, verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import keyword_stream, split_bank
-from kws_tf.runtime import Transcriber
 from kws_tf.evaluate.traces import check_same_models, load_traces, model_digests, save_traces
+from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError, load_sidecar, save_sidecar
 
 THRESHOLDS = np.round(np.concatenate([np.arange(0.1, 0.95, 0.05), np.arange(0.95, 0.999, 0.005)]), 4)

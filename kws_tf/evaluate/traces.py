@@ -13,6 +13,7 @@ import numpy as np
 from kws_tf.sidecar import load_sidecar, model_file
 
 TASKS = ("kws", "words")
+STREAM_KEYS = ("split", "seed", "minutes", "precision")  # the same keys, the same audio and scores
 
 
 def model_digests(models: str, precision: str) -> dict:
@@ -95,16 +96,16 @@ def pair_traces(keyword_path: str, verifier_path: str) -> tuple[tuple, dict]:
     the two are not the same stream or lack the per-model digests."""
     (t, pr, spans, duration, _, _), ks = read_traces(keyword_path)
     (_, _, vspans, vduration, vt, vp), vs = read_traces(verifier_path)
-    for key in ("split", "seed", "minutes", "precision", "kws_digest", "words_digest"):
+    for key in (*STREAM_KEYS, "kws_digest", "words_digest"):
         if key not in ks or key not in vs:
             path = keyword_path if key not in ks else verifier_path
             raise SystemExit(f"error: {path}: saved without its {key.replace('_', ' ')}; save it again with --save-traces")
-    same = all(ks[k] == vs[k] for k in ("split", "seed", "minutes", "precision"))
+    same = all(ks[k] == vs[k] for k in STREAM_KEYS)
     if not same or spans.shape != vspans.shape or not np.allclose(spans, vspans) or abs(duration - vduration) > 1e-6:
         raise SystemExit(f"error: {keyword_path} and {verifier_path}: not the same stream ({ks['split']} seed {ks['seed']}, "
                          f"{ks['minutes']} min, {ks['precision']} against {vs['split']} seed {vs['seed']}, {vs['minutes']} min, "
                          f"{vs['precision']}); pair traces saved with the same --split, --seed, --minutes and --precision")
-    stream = {k: ks[k] for k in ("split", "seed", "minutes", "precision")}
+    stream = {k: ks[k] for k in STREAM_KEYS}
     stream.update(models=f"keyword model of {ks.get('models', keyword_path)}, word model of {vs.get('models', verifier_path)}",
                   kws_digest=ks["kws_digest"], words_digest=vs["words_digest"],
                   paired_from=[os.path.basename(keyword_path), os.path.basename(verifier_path)])
