@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -13,12 +14,28 @@ from kws_tf.train.run_lock import RunDirBusy, lock_path, run_dir_lock
 from tests.conftest import TINY_WORDS
 
 
+HOLD = ("import sys, time\n"
+        "from kws_tf.train.run_lock import run_dir_lock\n"
+        "with run_dir_lock(sys.argv[1]):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(60)\n")
+
+
 @pytest.fixture
-def live_pid():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc.pid
-    proc.kill()
-    proc.wait()
+def holder():
+    """Start a process that holds the lock of a folder, as a live training run does; its process id."""
+    procs = []
+
+    def hold(run_dir) -> int:
+        proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "held"
+        return proc.pid
+
+    yield hold
+    for proc in procs:
+        proc.kill()
+        proc.wait()
 
 
 def dead_pid() -> int:
@@ -27,15 +44,13 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def test_a_live_run_keeps_its_folder(tmp_path, live_pid):
+def test_a_live_run_keeps_its_folder(tmp_path, holder):
     run_dir = str(tmp_path / "runs" / "kws")
-    os.makedirs(tmp_path / "runs")
-    with open(lock_path(run_dir), "w") as f:
-        f.write(str(live_pid))
-    with pytest.raises(RunDirBusy, match=rf"process {live_pid}.*--run-dir"):
+    pid = holder(run_dir)
+    with pytest.raises(RunDirBusy, match=rf"process {pid}.*--run-dir"):
         with run_dir_lock(run_dir):
             pass
-    assert open(lock_path(run_dir)).read() == str(live_pid)  # the live run's lock is left alone
+    assert open(lock_path(run_dir)).read() == str(pid)  # the live run's lock is left alone
 
 
 def test_a_killed_runs_lock_is_taken_over_and_released(tmp_path):
@@ -52,37 +67,70 @@ def train_words_cli(data_dir, out, runs, capsys) -> tuple[int, list[str]]:
     from kws_tf.train.__main__ import main
 
     rc = main(["--data-dir", data_dir, "--preset", "tiny", "--task", "words", "--words", *TINY_WORDS,
-               "--out", str(out), "--run-dir", str(runs), "--quiet"])
+               "--out", str(out), "--run-dir", str(runs)])
     return rc, capsys.readouterr().err.strip().splitlines()
 
 
-def test_train_cli_refuses_a_busy_run_folder(tiny_data_dir, tmp_path, live_pid, capsys):
+def test_train_cli_refuses_a_busy_run_folder(tiny_data_dir, tmp_path, holder, capsys):
     runs = tmp_path / "runs"
-    runs.mkdir()
-    (runs / "words.lock").write_text(str(live_pid))
+    holder(runs / "words")
     rc, err = train_words_cli(tiny_data_dir, tmp_path / "models", runs, capsys)
     assert rc == 1 and len(err) == 1
     assert err[0].startswith("error: ") and str(runs / "words") in err[0] and "--run-dir" in err[0]
     assert not (tmp_path / "models").exists() and not (runs / "words").exists()  # nothing trained or written
 
 
-def test_a_lock_being_written_counts_as_busy_until_it_is_old(tmp_path):
+RACE = ("import sys, time\n"
+        "from kws_tf.train.run_lock import RunDirBusy, run_dir_lock\n"
+        "while time.time() < float(sys.argv[2]): pass\n"
+        "try:\n"
+        "    with run_dir_lock(sys.argv[1]):\n"
+        "        print('took', flush=True)\n"
+        "        time.sleep(3)\n"
+        "except RunDirBusy:\n"
+        "    print('refused', flush=True)\n")
+
+
+def test_runs_that_find_one_leftover_lock_at_once_take_it_once(tmp_path):
+    """Runs started together on a killed run's leftover lock file: exactly one takes the folder."""
     run_dir = str(tmp_path / "kws")
-    open(lock_path(run_dir), "w").close()  # created, process id not written yet
-    with pytest.raises(RunDirBusy, match="starting"):
-        with run_dir_lock(run_dir):
-            pass
-    os.utime(lock_path(run_dir), (1.0, 1.0))  # an empty lock from long ago: left by a crash, taken over
-    with run_dir_lock(run_dir):
-        pass
+    with open(lock_path(run_dir), "w") as f:
+        f.write(str(dead_pid()))
+    start = time.time() + 3.0
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, run_dir, str(start)], stdout=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    said = sorted(proc.communicate(timeout=60)[0].strip() for proc in procs)
+    assert said == ["refused"] * 5 + ["took"]
+
+
+def test_a_process_id_in_the_file_does_not_hold_the_folder(tmp_path, holder):
+    """Process ids are reused (after a reboot, say): a leftover file naming a live process that holds no lock
+    is taken over."""
+    run_dir = str(tmp_path / "kws")
+    other = holder(tmp_path / "elsewhere")  # a live process, busy with another folder
+    with open(lock_path(run_dir), "w") as f:
+        f.write(str(other))
+    with run_dir_lock(run_dir) as path:
+        assert open(path).read() == str(os.getpid())
+
+
+def test_a_killed_holders_lock_is_free_at_once(tmp_path):
+    """Killed while holding the lock (no cleanup ran): the next run takes the folder straight away."""
+    run_dir = str(tmp_path / "kws")
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, run_dir], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    proc.kill()
+    proc.wait()
+    assert os.path.exists(lock_path(run_dir))  # left on disk by the killed run
+    with run_dir_lock(run_dir) as path:
+        assert open(path).read() == str(os.getpid())
     assert not os.path.exists(lock_path(run_dir))
 
 
-def test_train_cli_refuses_an_export_folder_in_use(tiny_data_dir, tmp_path, live_pid, capsys):
+def test_train_cli_refuses_an_export_folder_in_use(tiny_data_dir, tmp_path, holder, capsys):
     """Two runs with their own run folders but one --out would overwrite each other's exported models."""
     models = tmp_path / "models"
-    models.mkdir()
-    (models / "words.lock").write_text(str(live_pid))
+    live_pid = holder(models / "words")
     rc, err = train_words_cli(tiny_data_dir, models, tmp_path / "runs", capsys)
     assert rc == 1 and len(err) == 1
     assert err[0].startswith("error: ") and str(models / "words") in err[0] and "--out" in err[0]

@@ -1,14 +1,24 @@
 """One training run per folder. Two runs in one run folder would overwrite each other's best checkpoint
 and resume backup without a word, and two runs exporting to one folder each other's models, so a run claims
-its run folder and its export folder with a lock file next to each (``DIR.lock``, holding the process id)
-and a second run stops with a one-line error."""
+its run folder and its export folder with a lock file next to each (``DIR.lock``) and a second run stops with
+a one-line error.
+
+The claim is an operating-system lock on that file (``flock``; ``msvcrt.locking`` on Windows, untested), not
+the file's existence: the system drops it when its process ends, however it ends, so a killed run's lock file
+is simply taken over, and two runs that find the same leftover file cannot both take it. The file holds the
+holder's process id for the error message."""
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
 
 
 class RunDirBusy(Exception):
@@ -27,52 +37,54 @@ def _holder(path: str) -> int | None:
         return None
 
 
-def _age_s(path: str) -> float:
+def _try_lock(fd: int) -> bool:
     try:
-        return time.time() - os.path.getmtime(path)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
     except OSError:
-        return float("inf")
-
-
-def _alive(pid: int) -> bool:
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows: keep the lock
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's live process
-        return True
     return True
+
+
+def _same_file(fd: int, path: str) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (its holder may have removed it in between)."""
+    try:
+        st, now = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
 
 
 @contextmanager
 def run_dir_lock(run_dir: str, what: str = "run folder", option: str = "--run-dir") -> Iterator[str]:
-    """Hold ``run_dir``'s lock for the ``with`` block. A lock left by a process that is gone (a killed
-    run) is taken over; one held by a live process raises ``RunDirBusy``, whose message names ``what``
-    the folder is and the command-line ``option`` that picks another."""
+    """Hold ``run_dir``'s lock for the ``with`` block. A lock file whose process is gone (a killed run) is
+    taken over; one held by a live process raises ``RunDirBusy``, whose message names ``what`` the folder is
+    and the command-line ``option`` that picks another."""
     path = lock_path(run_dir)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     while True:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        if not _try_lock(fd):
+            os.close(fd)
             pid = _holder(path)
-            if pid is None and _age_s(path) < 10.0:  # just created, its process id not written yet
-                raise RunDirBusy(f"{run_dir}: another training run is starting with this {what}; pass {option} DIR "
-                                 f"(delete {path} if no such run is going)")
-            if pid is not None and pid != os.getpid() and _alive(pid):
-                raise RunDirBusy(f"{run_dir}: another training run (process {pid}) uses this {what}; wait for it "
-                                 f"or pass {option} DIR (delete {path} if no such run is going)") from None
-            try:
-                os.remove(path)  # stale: its run was killed
-            except FileNotFoundError:
-                pass
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(str(os.getpid()))
+            who = f"another training run (process {pid})" if pid else "another training run"
+            raise RunDirBusy(f"{run_dir}: {who} uses this {what}; wait for it or pass {option} DIR")
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # locked a file its holder removed on the way out: lock the one there now
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
     try:
         yield path
     finally:
-        if _holder(path) == os.getpid():
-            os.remove(path)
+        if fcntl is not None:
+            os.remove(path)  # while still locked, so no one takes the old file after us
+            os.close(fd)
+        else:
+            os.close(fd)  # Windows cannot remove an open file
+            try:
+                os.remove(path)
+            except OSError:
+                pass
