@@ -173,6 +173,7 @@ def test_pair_traces_joins_one_packages_keyword_scores_with_anothers_verifier(mo
     (at, apr, aspans, aduration, _, _), a_stream = read_traces(saved["a"])
     assert np.array_equal(pt, at) and np.array_equal(ppr, apr) and apr.max() > 0  # a's keyword scores
     assert np.array_equal(pvt, vt) and np.allclose(pvp, vp / 2) and vp.max() > 0  # b's word-model scores
+    assert np.array_equal(pspans, aspans) and np.array_equal(pspans, spans) and pduration == aduration == duration
     assert stream["kws_digest"] == a_stream["kws_digest"] and stream["words_digest"] == b_stream["words_digest"]
     assert a_stream["words_digest"] != b_stream["words_digest"] and "models_digest" not in stream
 
