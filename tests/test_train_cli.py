@@ -225,6 +225,27 @@ def _model_output(models_dir: str, task: str = "words") -> np.ndarray:
     return _invoke(models_dir, task, "float32", make_input)[1][0]
 
 
+def test_the_presets_gate_and_decoder_settings_go_into_the_sidecars(tiny_models_dir, tiny_data_dir, tmp_path):
+    """A fresh export starts from its preset's ``detector`` and ``decoder`` sections (``--set`` included):
+    the tiny preset has the dataclass defaults, and the default preset the settings tuned for the shipped
+    models, the same as the shipped sidecars."""
+    from kws_tf.config import DecoderConfig, DetectorConfig, to_dict
+    from kws_tf.train.__main__ import main
+    from kws_tf.train.presets import load_preset
+
+    out = str(tmp_path / "models")
+    assert main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--words", *TINY_WORDS, "--no-test", "--out", out,
+                 "--run-dir", str(tmp_path / "runs"), "--quiet", "--set", "detector.verify_threshold=0.3",
+                 "--set", "decoder.pause_s=2.0"]) == 0
+    detector, decoder = (load_sidecar(out, "kws")["thresholds"]["detector"], load_sidecar(out, "words")["thresholds"]["decoder"])
+    assert detector == {**to_dict(DetectorConfig()), "verify_threshold": 0.3}
+    assert decoder == {**to_dict(DecoderConfig()), "pause_s": 2.0}
+    assert load_sidecar(tiny_models_dir, "kws")["thresholds"]["detector"] == to_dict(DetectorConfig())
+    shipped = load_preset("default")
+    assert to_dict(shipped.detector) == load_sidecar(os.path.join(ROOT, "saved_models"), "kws")["thresholds"]["detector"] != to_dict(DetectorConfig())
+    assert to_dict(shipped.decoder) == load_sidecar(os.path.join(ROOT, "saved_models"), "words")["thresholds"]["decoder"] != to_dict(DecoderConfig())
+
+
 def test_seed_fixes_the_trained_weights(tiny_models_dir, tiny_data_dir, tmp_path):
     """--seed seeds weight initialisation and dropout as well as the data: the words model of the
     fixture's run (seed 0) comes back from a second run with seed 0, and not with seed 1."""

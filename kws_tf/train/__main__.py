@@ -59,11 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-NEXT_STEP = {  # a fresh export carries untuned run-time settings; say how to pick them
-    "kws": "the gate still has default settings; pick them on validation speech (needs OUT/words too): "
+NEXT_STEP = {  # a fresh export carries its preset's run-time settings, not tuned for it; say how to tune them
+    "kws": "the gate has the preset's settings, not tuned for this model; tune them on validation speech (needs OUT/words too): "
            "python tools/tune_detector.py --models {out} --data-dir {data} --split validation --fa-per-hour 0.5 --write",
-    "words": "the sentence decoder still has default settings; pick them on validation speech (after the gate): "
-             "python tools/tune_decoder.py --models {out} --data-dir {data} --write",
+    "words": "the sentence decoder has the preset's settings, not tuned for this model; tune them on validation speech "
+             "(after the gate): python tools/tune_decoder.py --models {out} --data-dir {data} --write",
 }
 
 

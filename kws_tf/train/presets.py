@@ -1,5 +1,8 @@
 """Training presets: JSON files in ``training/`` that set the config dataclasses, plus ``--set
-section.field=value`` overrides from the command line. The resolved preset is saved with each run."""
+section.field=value`` overrides from the command line. The resolved preset is saved with each run.
+The ``detector`` and ``decoder`` sections are the keyword gate's and the word decoder's starting settings,
+written into the exported sidecars (``tools/tune_detector.py`` and ``tools/tune_decoder.py`` tune them for
+the trained models)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from kws_tf.config import FeatureConfig, KwsConfig, WordConfig, from_dict, to_dict
+from kws_tf.config import DecoderConfig, DetectorConfig, FeatureConfig, KwsConfig, WordConfig, from_dict, to_dict
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "training")
 
@@ -65,12 +68,15 @@ class Preset:
     word_data: WordConfig
     kws: KwsTrainConfig
     words: WordTrainConfig
+    detector: DetectorConfig
+    decoder: DecoderConfig
 
     def to_dict(self) -> dict:
         return {f.name: (getattr(self, f.name) if f.name == "name" else to_dict(getattr(self, f.name))) for f in dataclasses.fields(self)}
 
 
-SECTIONS = {"features": FeatureConfig, "kws_data": KwsConfig, "word_data": WordConfig, "kws": KwsTrainConfig, "words": WordTrainConfig}
+SECTIONS = {"features": FeatureConfig, "kws_data": KwsConfig, "word_data": WordConfig, "kws": KwsTrainConfig, "words": WordTrainConfig,
+            "detector": DetectorConfig, "decoder": DecoderConfig}
 
 
 class PresetError(Exception):

@@ -9,7 +9,7 @@ import time
 import keras
 import numpy as np
 
-from kws_tf.config import DetectorConfig, to_dict
+from kws_tf.config import to_dict
 from kws_tf.dataset import DataError, DatasetIndex, load_clips, load_noise, speech_extents
 from kws_tf.train.augment import NoiseBank
 from kws_tf.train.export import export_model
@@ -145,7 +145,7 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
         "input": {"frames": kcfg.input_frames(feats), "n_mels": feats.n_mels, "clip_s": kcfg.clip_s},
         "output": {"frames": kcfg.output_frames(feats), "hop_s": kcfg.output_hop_s(feats), "kernel_frames": kcfg.conv_kernel_frames,
                    "stride_frames": kcfg.conv_stride_frames, "label_s": kcfg.label_s},
-        "thresholds": {"detector": to_dict(DetectorConfig())},
+        "thresholds": {"detector": to_dict(preset.detector)},
         **summary,
     }
     export_model(model, out_dir=out_dir, task="kws", probe=x_val[:4], representative=pipeline_x[:64], sidecar=sidecar)

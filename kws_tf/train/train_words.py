@@ -9,7 +9,7 @@ import time
 import keras
 import numpy as np
 
-from kws_tf.config import SILENCE_LABEL, DecoderConfig, to_dict
+from kws_tf.config import SILENCE_LABEL, to_dict
 from kws_tf.dataset import CORE_WORDS, DatasetIndex, LoadedClips, load_clips, load_noise
 from kws_tf.train.augment import NoiseBank
 from kws_tf.train.export import export_model
@@ -133,7 +133,7 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
         "features": to_dict(feats),
         "input": {"frames": int(sample_x.shape[1]), "n_mels": feats.n_mels, "clip_s": wcfg.clip_s},
         "output": {"classes": len(labels)},
-        "thresholds": {"decoder": to_dict(DecoderConfig())},
+        "thresholds": {"decoder": to_dict(preset.decoder)},
         **summary,
     }
     export_model(model, out_dir=out_dir, task="words", probe=probe[rng.permutation(len(probe))[:16]],
