@@ -23,14 +23,14 @@ HOLD = ("import sys, time\n"
 
 @pytest.fixture
 def holder():
-    """Start a process that holds the lock of a folder, as a live training run does; its process id."""
+    """Start a process that holds the lock of a folder, as a live training run does (a ``Popen``)."""
     procs = []
 
-    def hold(run_dir) -> int:
+    def hold(run_dir) -> subprocess.Popen:
         proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], stdout=subprocess.PIPE, text=True)
         procs.append(proc)
         assert proc.stdout.readline().strip() == "held"
-        return proc.pid
+        return proc
 
     yield hold
     for proc in procs:
@@ -46,7 +46,7 @@ def dead_pid() -> int:
 
 def test_a_live_run_keeps_its_folder(tmp_path, holder):
     run_dir = str(tmp_path / "runs" / "kws")
-    pid = holder(run_dir)
+    pid = holder(run_dir).pid
     with pytest.raises(RunDirBusy, match=rf"process {pid}.*--run-dir"):
         with run_dir_lock(run_dir):
             pass
@@ -107,18 +107,17 @@ def test_a_process_id_in_the_file_does_not_hold_the_folder(tmp_path, holder):
     """Process ids are reused (after a reboot, say): a leftover file naming a live process that holds no lock
     is taken over."""
     run_dir = str(tmp_path / "kws")
-    other = holder(tmp_path / "elsewhere")  # a live process, busy with another folder
+    other = holder(tmp_path / "elsewhere").pid  # a live process, busy with another folder
     with open(lock_path(run_dir), "w") as f:
         f.write(str(other))
     with run_dir_lock(run_dir) as path:
         assert open(path).read() == str(os.getpid())
 
 
-def test_a_killed_holders_lock_is_free_at_once(tmp_path):
+def test_a_killed_holders_lock_is_free_at_once(tmp_path, holder):
     """Killed while holding the lock (no cleanup ran): the next run takes the folder straight away."""
     run_dir = str(tmp_path / "kws")
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, run_dir], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "held"
+    proc = holder(run_dir)
     proc.kill()
     proc.wait()
     assert os.path.exists(lock_path(run_dir))  # left on disk by the killed run
@@ -130,7 +129,7 @@ def test_a_killed_holders_lock_is_free_at_once(tmp_path):
 def test_train_cli_refuses_an_export_folder_in_use(tiny_data_dir, tmp_path, holder, capsys):
     """Two runs with their own run folders but one --out would overwrite each other's exported models."""
     models = tmp_path / "models"
-    live_pid = holder(models / "words")
+    live_pid = holder(models / "words").pid
     rc, err = train_words_cli(tiny_data_dir, models, tmp_path / "runs", capsys)
     assert rc == 1 and len(err) == 1
     assert err[0].startswith("error: ") and str(models / "words") in err[0] and "--out" in err[0]
