@@ -37,3 +37,17 @@ def run_main(prog: str, parser: argparse.ArgumentParser, argv: list[str] | None,
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+FOLD_HELP = ("K/N: pool the training and validation speakers, deal them into N folds by speaker and use fold K as "
+             "the validation split (k-fold checks on more speakers; train, tune and evaluate with the same --fold)")
+
+
+def fold_arg(text: str) -> tuple[int, int]:
+    """argparse type for ``--fold K/N``."""
+    from kws_tf.dataset import parse_fold
+
+    try:
+        return parse_fold(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -51,6 +51,7 @@ class DatasetIndex:
     missing_listed: int = 0
     split_source: str = "lists"  # or "hash"
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    fold: tuple[int, int] | None = None  # (K, N): validation = fold K of N of the non-test speakers
 
     def select(self, split: str, words: list[str] | None = None) -> list[Clip]:
         wanted = None if words is None else set(words)
@@ -64,6 +65,7 @@ class DatasetIndex:
         return {
             "root": self.root,
             "split_source": self.split_source,
+            "fold": f"{self.fold[0]}/{self.fold[1]}" if self.fold else None,
             "clips": len(self.clips),
             "noise_files": len(self.noise_files),
             "missing_listed": self.missing_listed,
@@ -89,18 +91,37 @@ def hash_split(filename: str, validation_percent: float = 10.0, testing_percent:
     return "train"
 
 
+def parse_fold(text: str) -> tuple[int, int]:
+    """``"K/N"`` (fold K of N, 1 <= K <= N, N >= 2) as ``(K, N)``; ValueError with what to write otherwise."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"{text!r}: write a fold as K/N, e.g. 2/5") from None
+    if n < 2 or not 1 <= k <= n:
+        raise ValueError(f"{text!r}: a fold K/N needs N >= 2 and 1 <= K <= N")
+    return k, n
+
+
+def fold_of(speaker: str, folds: int) -> int:
+    """A speaker's fold (1..folds): a stable hash of the speaker id, independent of ``hash_split``."""
+    return int(hashlib.sha1(f"fold:{speaker}".encode("utf-8")).hexdigest(), 16) % folds + 1
+
+
 def _read_list(path: str) -> list[str]:
     with open(path, encoding="utf-8") as f:
         return [line.strip().replace("\\", "/") for line in f if line.strip()]
 
 
-def index_speech_commands(data_dir: str, lists_dir: str | None = None) -> DatasetIndex:
+def index_speech_commands(data_dir: str, lists_dir: str | None = None, fold: tuple[int, int] | None = None) -> DatasetIndex:
     """Index every ``WORD/*.wav`` under ``data_dir``.
 
     Args:
         data_dir: folder in the official layout.
         lists_dir: where ``validation_list.txt``/``testing_list.txt`` are (default: ``data_dir``).
             Listed files that are not on disk are skipped and counted in ``missing_listed``.
+        fold: ``(K, N)`` for k-fold checks on more speakers: the training and validation speakers are
+            pooled and dealt into N folds by speaker; fold K becomes the validation split and the other
+            folds the training split. The test split stays as it is.
 
     Raises:
         DataError: no such folder, or no word folders with WAV files in it.
@@ -140,11 +161,13 @@ def index_speech_commands(data_dir: str, lists_dir: str | None = None) -> Datase
     counts: dict[str, dict[str, int]] = {}
     for rel, word in files.items():
         split = assigned.get(rel, "train") if split_source == "lists" else hash_split(rel)
+        if fold and split != "test":
+            split = "validation" if fold_of(speaker_of(rel), fold[1]) == fold[0] else "train"
         clips.append(Clip(os.path.join(root, rel), word, speaker_of(rel), split))
         counts.setdefault(word, dict.fromkeys(SPLITS, 0))[split] += 1
     noise_dir = os.path.join(root, BACKGROUND_DIR)
     noise = sorted(os.path.join(noise_dir, n) for n in os.listdir(noise_dir) if n.lower().endswith(".wav")) if os.path.isdir(noise_dir) else []
-    return DatasetIndex(root, clips, noise, missing, split_source, counts)
+    return DatasetIndex(root, clips, noise, missing, split_source, counts, fold)
 
 
 def check_vocabulary(index: DatasetIndex, words: list[str], split: str = "train") -> None:

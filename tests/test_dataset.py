@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from kws_tf.dataset import DataError, check_vocabulary, fit_length, hash_split, index_speech_commands, load_clips, speaker_of, speech_extent
+from kws_tf.dataset import (DataError, check_vocabulary, fit_length, fold_of, hash_split, index_speech_commands, load_clips, parse_fold,
+                            speaker_of, speech_extent)
 from tests.conftest import write_tree
 
 SUBSET = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "speech_commands_subset")
@@ -34,6 +35,35 @@ def test_hash_split_without_lists_keeps_speakers_on_one_side(tmp_path):
         assert c.split == hash_split(os.path.relpath(c.path, root))
     assert all(len(s) == 1 for s in sides.values())
     assert {c.split for c in index.clips} == {"train", "validation", "test"}
+
+
+@pytest.mark.parametrize("lists", [True, False])
+def test_folds_deal_the_non_test_speakers_into_disjoint_validation_folds(tmp_path, lists):
+    """--fold K/N: fold K of the pooled training and validation speakers is the validation split, the
+    other folds train; over K = 1..N every such speaker validates exactly once; the test split is untouched."""
+    root = write_tree(str(tmp_path), speakers=30, per_speaker=1, lists=lists)
+    plain = index_speech_commands(root)
+    test = {c.path for c in plain.select("test")}
+    pooled = {c.speaker for c in plain.clips if c.split != "test"}
+    validated: list[str] = []
+    for k in (1, 2, 3):
+        index = index_speech_commands(root, fold=(k, 3))
+        assert index.fold == (k, 3) and index.summary()["fold"] == f"{k}/3"
+        assert {c.path for c in index.select("test")} == test
+        val = {c.speaker for c in index.select("validation")}
+        assert val and not val & {c.speaker for c in index.select("train")}
+        assert all(fold_of(spk, 3) == k for spk in val)
+        validated += sorted(val)
+    assert sorted(validated) == sorted(pooled)  # each pooled speaker in exactly one fold
+    assert plain.fold is None and plain.summary()["fold"] is None
+
+
+def test_parse_fold_reads_k_of_n_and_says_how_to_write_it():
+    assert parse_fold("2/5") == (2, 5)
+    for bad, message in (("2", "write a fold as K/N"), ("a/b", "write a fold as K/N"), ("0/5", "1 <= K <= N"),
+                         ("6/5", "1 <= K <= N"), ("1/1", "N >= 2")):
+        with pytest.raises(ValueError, match=message):
+            parse_fold(bad)
 
 
 def test_hash_split_matches_the_dataset_readme():

@@ -53,6 +53,7 @@ def test_bad_input_is_one_line(capsys, tmp_path, tiny_data_dir):
     _fails(capsys, ["--models", str(tmp_path), "--data-dir", tiny_data_dir, "--minutes", "0"], "--minutes must be positive")
     assert main(["--data-dir", tiny_data_dir, "--split", "nope"]) == 1
     assert "invalid choice" in capsys.readouterr().err
+    _fails(capsys, ["--models", str(tmp_path), "--data-dir", tiny_data_dir, "--fold", "2"], "write a fold as K/N")
 
 
 @pytest.fixture(scope="module")

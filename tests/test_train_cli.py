@@ -110,6 +110,13 @@ def test_bad_inputs_get_one_line_errors(tmp_path):
     assert "neighbour_prob must be within 0..1" in one_line_error(run_cli("--data-dir", tree, "--set", "word_data.neighbour_prob=1.5"))
 
 
+def test_bad_fold_is_a_usage_error(tmp_path):
+    tree = write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1)
+    proc = run_cli("--data-dir", tree, "--fold", "6/5")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "argument --fold: '6/5': a fold K/N needs N >= 2 and 1 <= K <= N" in proc.stderr
+
+
 def test_no_data_dir_says_how_to_get_data(tmp_path):
     env = {**os.environ, "KWS_TF_DATA_DIR": ""}
     proc = subprocess.run([sys.executable, "-m", "kws_tf.train"], capture_output=True, text=True, cwd=tmp_path, env={**env, "PYTHONPATH": ROOT}, timeout=120)
@@ -244,6 +251,28 @@ def test_the_presets_gate_and_decoder_settings_go_into_the_sidecars(tiny_models_
     shipped = load_preset("default")
     assert to_dict(shipped.detector) == load_sidecar(os.path.join(ROOT, "saved_models"), "kws")["thresholds"]["detector"] != to_dict(DetectorConfig())
     assert to_dict(shipped.decoder) == load_sidecar(os.path.join(ROOT, "saved_models"), "words")["thresholds"]["decoder"] != to_dict(DecoderConfig())
+
+
+def test_fold_moves_the_validation_split_to_fold_k(tmp_path, monkeypatch):
+    """--fold K/N trains on the other folds and selects on fold K (recorded in the run's summary); its run
+    and export folders default to the fold's own, so a fold run neither resumes another run nor replaces
+    saved_models/."""
+    from kws_tf.dataset import index_speech_commands
+    from kws_tf.train.__main__ import main
+
+    tree = write_tree(str(tmp_path / "tree"), speakers=10, per_speaker=1)
+    folded = index_speech_commands(tree, fold=(1, 2))
+    train, val = ({c.speaker for c in folded.select(s)} for s in ("train", "validation"))
+    assert train and val and not train & val
+    monkeypatch.chdir(tmp_path)
+    assert main(["--data-dir", tree, "--preset", "tiny", "--task", "words", "--words", *TINY_WORDS, "--fold", "1/2",
+                 "--no-test", "--quiet"]) == 0
+    runs = tmp_path / "training" / "runs"
+    assert sorted(os.listdir(runs)) == ["tiny-fold1of2-models", "tiny-fold1of2-words"] and not os.path.exists(tmp_path / "saved_models")
+    assert os.path.exists(runs / "tiny-fold1of2-models" / "words" / "model.json")
+    with open(runs / "tiny-fold1of2-words" / "summary.json", encoding="utf-8") as f:
+        data = json.load(f)["data"]
+    assert data["index"]["fold"] == "1/2" and data["train_clips"] == len(folded.select("train"))
 
 
 def test_seed_fixes_the_trained_weights(tiny_models_dir, tiny_data_dir, tmp_path):

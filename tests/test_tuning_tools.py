@@ -192,6 +192,31 @@ def test_pair_traces_joins_one_packages_keyword_scores_with_anothers_verifier(mo
     assert np.array_equal(read_traces(saved["a"])[0][1], apr)  # the input is untouched
 
 
+def test_traces_of_a_fold_are_another_stream(models, tiny_data_dir, tmp_path, capsys):
+    """--fold K/N: the stream is built from fold K's speakers, its saved record says so, and it does not
+    pair with the same seed's stream of the plain validation split."""
+    from kws_tf.dataset import fold_of, index_speech_commands
+    from kws_tf.evaluate.traces import read_traces
+
+    plain = index_speech_commands(tiny_data_dir)
+    k = fold_of(plain.select("train")[0].speaker, 2)  # a fold with speakers in it
+    folded = index_speech_commands(tiny_data_dir, fold=(k, 2))
+    assert {c.speaker for c in folded.select("validation")} != {c.speaker for c in plain.select("validation")}
+    detector, pair_tool = _tool("tune_detector"), _tool("pair_traces")
+    saved = {}
+    for name, extra in (("fold", ["--fold", f"{k}/2"]), ("plain", [])):
+        saved[name] = str(tmp_path / f"{name}.npz")
+        assert detector.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "validation", "--minutes", "1",
+                              "--seed", "3", "--save-traces", saved[name], "--save-only", *extra]) == 0
+    assert read_traces(saved["fold"])[1]["split"] == f"validation fold {k}/2"
+    assert read_traces(saved["plain"])[1]["split"] == "validation"
+    with pytest.raises(SystemExit) as e:
+        pair_tool.main([saved["fold"], saved["plain"], "--out", str(tmp_path / "pair.npz")])
+    assert "not the same stream" in str(e.value)
+    assert detector.main(["--models", models, "--traces", saved["fold"], "--fa-per-hour", "1000"]) == 0
+    assert f"fold.npz (validation fold {k}/2 seed 3)" in capsys.readouterr().out
+
+
 def test_tune_detector_bad_traces_file_is_one_line(models, tmp_path):
     bad = tmp_path / "not_traces.npz"
     bad.write_bytes(b"not a numpy file")

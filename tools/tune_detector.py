@@ -28,6 +28,7 @@ import sys
 
 import numpy as np
 
+from kws_tf.cli import FOLD_HELP, fold_arg
 from kws_tf.config import DetectorConfig, from_dict, to_dict
 from kws_tf.decisions import KeywordDetector, verify_scores_at
 from kws_tf.evaluate import metrics
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", help="the data set to build the stream from (not needed with --traces)")
     p.add_argument("--split", default="validation")
+    p.add_argument("--fold", type=fold_arg, metavar="K/N", help=FOLD_HELP)
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--fa-per-hour", type=float, default=1.0, help="false-alarm budget to maximize recall under")
@@ -192,9 +194,10 @@ def main(argv: list[str] | None = None) -> int:
                               for s in streams)
         print(f"tuning on saved traces: {described}")
     else:
-        bank = split_bank(args.data_dir, args.split)
+        bank = split_bank(args.data_dir, args.split, args.fold)
         traces = collect_traces(args.models, bank, keyword, args.minutes, args.seed, args.precision)
-        streams = [{"split": args.split, "minutes": args.minutes, "seed": args.seed}]
+        split = f"{args.split} fold {args.fold[0]}/{args.fold[1]}" if args.fold else args.split  # another fold, another stream
+        streams = [{"split": split, "minutes": args.minutes, "seed": args.seed}]
         if args.save_traces:
             save_traces(args.save_traces, traces, {**streams[0], "models": os.path.abspath(args.models), "precision": args.precision,
                                                            **digests})

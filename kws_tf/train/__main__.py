@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # one start-up notice.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+from kws_tf.cli import FOLD_HELP, fold_arg  # noqa: E402
 from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, index_speech_commands  # noqa: E402
 from kws_tf.train.presets import PresetError, available_presets, load_preset  # noqa: E402
 from kws_tf.train.run_lock import RunDirBusy, run_dir_lock  # noqa: E402
@@ -45,10 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="default", help=f"training/NAME.json or a path (have: {', '.join(available_presets())})")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override a preset value, e.g. kws.gru_units=32")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
-    p.add_argument("--out", default="saved_models", help="export folder (default: saved_models/)")
-    p.add_argument("--run-dir", help="checkpoints, logs and plots (default: training/runs/PRESET-TASK); rerunning resumes")
+    p.add_argument("--out", help="export folder (default: saved_models/; with --fold K/N: training/runs/PRESET-foldKofN-models/)")
+    p.add_argument("--run-dir", help="checkpoints, logs and plots (default: training/runs/PRESET[-foldKofN]-TASK); rerunning resumes")
     p.add_argument("--fresh", action="store_true", help="discard an interrupted run in --run-dir instead of resuming it")
     p.add_argument("--lists-dir", help="folder with validation_list.txt/testing_list.txt (default: the data folder)")
+    p.add_argument("--fold", type=fold_arg, metavar="K/N", help=FOLD_HELP)
     p.add_argument("--synthetic-dir", help="extra clips in the same layout (e.g. from python -m kws_tf.train.synth), used for training only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-test", action="store_true",
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         preset = load_preset(args.preset, args.set)
-        index = index_speech_commands(data_dir, args.lists_dir)
+        index = index_speech_commands(data_dir, args.lists_dir, args.fold)
         synthetic = index_speech_commands(args.synthetic_dir) if args.synthetic_dir else None
         if synthetic is not None:  # synthetic clips only ever train
             synthetic.clips = [c.__class__(c.path, c.word, c.speaker, "train") for c in synthetic.clips]
@@ -126,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     from kws_tf.train.fitting import ResumeError
 
     tasks = ["kws", "words"] if args.task == "both" else [args.task]
+    name = f"{preset.name}-fold{args.fold[0]}of{args.fold[1]}" if args.fold else preset.name  # a fold's run never resumes or replaces another's
+    args.out = args.out or (os.path.join("training", "runs", f"{name}-models") if args.fold else "saved_models")
     for task in tasks:
-        run_dir = args.run_dir and os.path.join(args.run_dir, task) or os.path.join("training", "runs", f"{preset.name}-{task}")
+        run_dir = args.run_dir and os.path.join(args.run_dir, task) or os.path.join("training", "runs", f"{name}-{task}")
         try:
             with run_dir_lock(run_dir), run_dir_lock(os.path.join(args.out, task), "export folder", "--out"):
                 summary = _train_one(task, run_dir, args, preset, index, words, synthetic)
@@ -135,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"{task}: exported to {os.path.join(args.out, task)}; run folder {run_dir}")
-        print(f"{task}: {NEXT_STEP[task].format(out=args.out, data=data_dir)}")
+        data = f"{data_dir} --fold {args.fold[0]}/{args.fold[1]}" if args.fold else data_dir  # tune on the fold it selected on
+        print(f"{task}: {NEXT_STEP[task].format(out=args.out, data=data)}")
         for split, scores in summary["metrics"].items():  # one line per split, so the test line is easy to leave unread
             print(f"{task}: {split} split (Keras): {json.dumps(scores, default=str)[:400]}")
     return 0
