@@ -237,6 +237,16 @@ def test_tune_decoder_writes_a_decoder_setting(models, tiny_data_dir, capsys):
     assert dec["threshold"] in tool.THRESHOLDS and dec["smoothing_windows"] in tool.SMOOTHING_WINDOWS and dec["pause_s"] in tool.PAUSES_S
 
 
+def test_tune_decoder_on_a_fold_records_the_fold(models, tiny_data_dir, capsys):
+    from kws_tf.dataset import fold_of, index_speech_commands
+
+    k = fold_of(index_speech_commands(tiny_data_dir).select("train")[0].speaker, 2)  # a fold with speakers in it
+    assert _tool("tune_decoder").main(["--models", models, "--data-dir", tiny_data_dir, "--split", "validation", "--fold", f"{k}/2",
+                                       "--sentences", "2", "--write"]) == 0
+    assert f"validation fold {k}/2 split: 3 sentences" in capsys.readouterr().out
+    assert _sidecar(models, "words")["thresholds"]["decoder_tuning"]["split"] == f"validation fold {k}/2"
+
+
 def test_cached_runner_runs_each_distinct_input_once():
     import numpy as np
 

@@ -54,17 +54,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="float32")
     p.add_argument("--write", action="store_true", help="store the best setting in MODELS/words/model.json")
     args = p.parse_args(argv)
+    split = f"{args.split} fold {args.fold[0]}/{args.fold[1]}" if args.fold else args.split
 
     keyword, labels = vocabulary(args.models)
     items = sentences(split_bank(args.data_dir, args.split, args.fold), keyword, set(labels), args.sentences, args.sentences // 2, args.seed)
     if not items:
-        print(f"{args.data_dir}: the {args.split} split has no clips of the model's words", file=sys.stderr)
+        print(f"{args.data_dir}: the {split} split has no clips of the model's words", file=sys.stderr)
         return 1
     tr = Transcriber.from_dir(args.models, args.precision)
     tr.kws_runner, tr.word_runner = cached(tr.kws_runner), cached(tr.word_runner)
     base = tr.decoder_cfg
     n_ref = sum(len(s.reference) for s in items if s.has_keyword)
-    print(f"{args.split} split: {len(items)} sentences ({n_ref} reference words after the keyword); errors per reference word")
+    print(f"{split} split: {len(items)} sentences ({n_ref} reference words after the keyword); errors per reference word")
     best = None
     for threshold, smoothing, pause in itertools.product(THRESHOLDS, SMOOTHING_WINDOWS, PAUSES_S):
         tr.decoder_cfg = dataclasses.replace(base, threshold=threshold, smoothing_windows=smoothing, pause_s=pause)
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         sidecar = load_sidecar(args.models, "words")
         sidecar.setdefault("thresholds", {})["decoder"] = to_dict(best[1])
-        sidecar["thresholds"]["decoder_tuning"] = {"split": args.split, "sentences": len(items), "seed": args.seed,
+        sidecar["thresholds"]["decoder_tuning"] = {"split": split, "sentences": len(items), "seed": args.seed,
                                                    "errors_per_reference_word": round(best[0], 4)}
         save_sidecar(args.models, "words", {k: v for k, v in sidecar.items() if k not in ("format", "task")})
         print(f"wrote the decoder settings into {args.models}/words/model.json")
