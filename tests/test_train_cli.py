@@ -275,6 +275,35 @@ def test_fold_moves_the_validation_split_to_fold_k(tmp_path, monkeypatch):
     assert data["index"]["fold"] == "1/2" and data["train_clips"] == len(folded.select("train"))
 
 
+def test_resume_refuses_an_interrupted_run_with_other_settings(tiny_data_dir, tmp_path, capsys):
+    """A rerun whose data, model or schedule settings differ from the interrupted run in its run folder stops
+    with a one-line error (Keras would resume the old backup under the new settings); run-time settings may
+    change; the old run's files stay as they were."""
+    from kws_tf.train.__main__ import build_parser, changed_since_interrupted, main
+    from kws_tf.train.presets import load_preset
+
+    def record(argv, sets=()):
+        return {"args": vars(build_parser().parse_args(["--data-dir", tiny_data_dir, *argv])), "preset": load_preset("tiny", list(sets)).to_dict()}
+
+    argv = ["--preset", "tiny", "--task", "words", "--words", *TINY_WORDS, "--run-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "models"), "--quiet"]
+    run_dir = tmp_path / "runs" / "words"
+    (run_dir / "backup").mkdir(parents=True)
+    with open(run_dir / "config.json", "w", encoding="utf-8") as f:
+        json.dump(record([*argv, "--seed", "0"]), f)
+    before = (run_dir / "config.json").read_text()
+    assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "0"])) is None
+    assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "0", "--no-test"], ["detector.threshold=0.9"])) is None
+    assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "0", "--epochs", "9"], ["words.patience=3"])) is None
+    assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "0"], ["words.batch_size=7"])) == "words.batch_size 8 -> 7"
+    assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "0", "--fold", "1/2"])) == "--fold None -> [1, 2]"
+    assert main(["--data-dir", tiny_data_dir, *argv, "--seed", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "holds an interrupted run with other settings (--seed 0 -> 1)" in err and "--fresh" in err
+    assert (run_dir / "config.json").read_text() == before and (run_dir / "backup").is_dir()
+    (run_dir / "backup").rmdir()  # a finished run (no backup): nothing to resume, nothing to compare
+    assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "1"])) is None
+
+
 def test_seed_fixes_the_trained_weights(tiny_models_dir, tiny_data_dir, tmp_path):
     """--seed seeds weight initialisation and dropout as well as the data: the words model of the
     fixture's run (seed 0) comes back from a second run with seed 0, and not with seed 1."""

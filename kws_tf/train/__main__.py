@@ -69,6 +69,37 @@ NEXT_STEP = {  # a fresh export carries its preset's run-time settings, not tune
 }
 
 
+# What a resumed run must share with the interrupted one: what shapes its data and model. The number of
+# epochs may change (to end a run sooner or train it longer), and so may the run-time detector/decoder
+# sections, --out, --no-test and --quiet.
+RESUME_ARGS = ("data_dir", "lists_dir", "fold", "synthetic_dir", "keyword", "words", "seed")
+RESUME_SECTIONS = ("features", "kws_data", "word_data", "kws", "words")
+RESUME_FREE_FIELDS = ("epochs", "patience")
+
+
+def changed_since_interrupted(run_dir: str, record: dict) -> str | None:
+    """How ``record`` (this run's config.json content) differs from the interrupted run whose backup
+    ``run_dir`` holds, e.g. ``"--seed 0 -> 1"``; None when there is nothing to resume or nothing differs.
+    (Keras would resume the old backup silently, under the new run's settings and config.json.)"""
+    try:
+        if not os.path.isdir(os.path.join(run_dir, "backup")):
+            return None
+        with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+            old = json.load(f)
+    except (OSError, ValueError):  # no readable record of the old run: nothing to compare
+        return None
+    new = json.loads(json.dumps(record, default=str))  # tuples as lists, as config.json holds them
+    for key in RESUME_ARGS:
+        if old.get("args", {}).get(key) != new["args"].get(key):
+            return f"--{key.replace('_', '-')} {old.get('args', {}).get(key)} -> {new['args'].get(key)}"
+    for section in RESUME_SECTIONS:
+        before, after = old.get("preset", {}).get(section, {}), new["preset"].get(section, {})
+        for field in sorted((set(before) | set(after)) - set(RESUME_FREE_FIELDS)):
+            if before.get(field) != after.get(field):
+                return f"{section}.{field} {before.get(field)} -> {after.get(field)}"
+    return None
+
+
 def _keras_verbosity(quiet: bool) -> int:
     """Keras's per-step bar redraws itself with carriage returns: fine on a terminal, but in a log file
     it is one line of megabytes. Off a terminal, print one line per epoch."""
@@ -77,14 +108,19 @@ def _keras_verbosity(quiet: bool) -> int:
 
 def _train_one(task: str, run_dir: str, args: argparse.Namespace, preset, index, words: list[str], synthetic) -> dict:
     """Train and export one task in ``run_dir`` (its lock held by the caller)."""
+    from kws_tf.train.fitting import ResumeError
     from kws_tf.train.train_kws import train_kws  # imports TensorFlow (~2 s)
     from kws_tf.train.train_words import train_words
 
+    record = {"args": vars(args), "preset": preset.to_dict()}
     if args.fresh:
         shutil.rmtree(run_dir, ignore_errors=True)
+    elif changed := changed_since_interrupted(run_dir, record):
+        raise ResumeError(f"{run_dir}: holds an interrupted run with other settings ({changed}); rerun its command to resume it, "
+                          "or pass --fresh to discard it or another --run-dir")
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump({"args": vars(args), "preset": preset.to_dict()}, f, indent=2)
+        json.dump(record, f, indent=2)
     start = time.perf_counter()
     common = dict(out_dir=args.out, run_dir=run_dir, seed=args.seed, synthetic=synthetic, epochs=args.epochs, verbose=_keras_verbosity(args.quiet),
                   score_test=not args.no_test)
@@ -101,7 +137,7 @@ def _train_one(task: str, run_dir: str, args: argparse.Namespace, preset, index,
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    data_dir = args.data_dir or default_data_dir()
+    data_dir = args.data_dir = args.data_dir or default_data_dir()  # the run's config.json records the folder used
     if data_dir is None:
         print(f"error: no data folder found; {DATA_HELP}", file=sys.stderr)
         return 1
