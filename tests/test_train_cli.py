@@ -300,6 +300,11 @@ def test_resume_refuses_an_interrupted_run_with_other_settings(tiny_data_dir, tm
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "holds an interrupted run with other settings (--seed 0 -> 1)" in err and "--fresh" in err
     assert (run_dir / "config.json").read_text() == before and (run_dir / "backup").is_dir()
+    old = record([*argv, "--seed", "0"])
+    old["args"]["data_dir"] = None  # an older run's record of the default folder
+    with open(run_dir / "config.json", "w", encoding="utf-8") as f:
+        json.dump(old, f)
+    assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "0"])) is None
     (run_dir / "backup").rmdir()  # a finished run (no backup): nothing to resume, nothing to compare
     assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "1"])) is None
 

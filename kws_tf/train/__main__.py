@@ -89,9 +89,12 @@ def changed_since_interrupted(run_dir: str, record: dict) -> str | None:
     except (OSError, ValueError):  # no readable record of the old run: nothing to compare
         return None
     new = json.loads(json.dumps(record, default=str))  # tuples as lists, as config.json holds them
+    was = old.get("args", {})
     for key in RESUME_ARGS:
-        if old.get("args", {}).get(key) != new["args"].get(key):
-            return f"--{key.replace('_', '-')} {old.get('args', {}).get(key)} -> {new['args'].get(key)}"
+        if key == "data_dir" and was.get(key) is None:  # recorded before the default folder was written down
+            continue
+        if was.get(key) != new["args"].get(key):
+            return f"--{key.replace('_', '-')} {was.get(key)} -> {new['args'].get(key)}"
     for section in RESUME_SECTIONS:
         before, after = old.get("preset", {}).get(section, {}), new["preset"].get(section, {})
         for field in sorted((set(before) | set(after)) - set(RESUME_FREE_FIELDS)):
