@@ -65,7 +65,7 @@ class DatasetIndex:
         return {
             "root": self.root,
             "split_source": self.split_source,
-            "fold": f"{self.fold[0]}/{self.fold[1]}" if self.fold else None,
+            "fold": fold_text(self.fold),
             "clips": len(self.clips),
             "noise_files": len(self.noise_files),
             "missing_listed": self.missing_listed,
@@ -100,6 +100,16 @@ def parse_fold(text: str) -> tuple[int, int]:
     if n < 2 or not 1 <= k <= n:
         raise ValueError(f"{text!r}: a fold K/N needs N >= 2 and 1 <= K <= N")
     return k, n
+
+
+def fold_text(fold: tuple[int, int] | None) -> str | None:
+    """``(K, N)`` as ``"K/N"``, the form ``--fold`` takes (None without a fold)."""
+    return f"{fold[0]}/{fold[1]}" if fold else None
+
+
+def split_label(split: str, fold: tuple[int, int] | None) -> str:
+    """A split's name in records and output, with its fold: ``"validation fold 2/5"``."""
+    return f"{split} fold {fold_text(fold)}" if fold else split
 
 
 def fold_of(speaker: str, folds: int) -> int:

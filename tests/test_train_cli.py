@@ -280,6 +280,7 @@ def test_resume_refuses_an_interrupted_run_with_other_settings(tiny_data_dir, tm
     with a one-line error (Keras would resume the old backup under the new settings); run-time settings may
     change; the old run's files stay as they were."""
     from kws_tf.train.__main__ import build_parser, changed_since_interrupted, main
+    from kws_tf.train.fitting import backup_dir
     from kws_tf.train.presets import load_preset
 
     def record(argv, sets=()):
@@ -287,7 +288,8 @@ def test_resume_refuses_an_interrupted_run_with_other_settings(tiny_data_dir, tm
 
     argv = ["--preset", "tiny", "--task", "words", "--words", *TINY_WORDS, "--run-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "models"), "--quiet"]
     run_dir = tmp_path / "runs" / "words"
-    (run_dir / "backup").mkdir(parents=True)
+    backup = backup_dir(str(run_dir))  # where fit keeps an interrupted run's backup
+    os.makedirs(backup)
     with open(run_dir / "config.json", "w", encoding="utf-8") as f:
         json.dump(record([*argv, "--seed", "0"]), f)
     before = (run_dir / "config.json").read_text()
@@ -299,13 +301,13 @@ def test_resume_refuses_an_interrupted_run_with_other_settings(tiny_data_dir, tm
     assert main(["--data-dir", tiny_data_dir, *argv, "--seed", "1"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "holds an interrupted run with other settings (--seed 0 -> 1)" in err and "--fresh" in err
-    assert (run_dir / "config.json").read_text() == before and (run_dir / "backup").is_dir()
+    assert (run_dir / "config.json").read_text() == before and os.path.isdir(backup)
     old = record([*argv, "--seed", "0"])
     old["args"]["data_dir"] = None  # an older run's record of the default folder
     with open(run_dir / "config.json", "w", encoding="utf-8") as f:
         json.dump(old, f)
     assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "0"])) is None
-    (run_dir / "backup").rmdir()  # a finished run (no backup): nothing to resume, nothing to compare
+    os.rmdir(backup)  # a finished run (no backup): nothing to resume, nothing to compare
     assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "1"])) is None
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from kws_tf.cli import FOLD_HELP, fold_arg
 from kws_tf.config import to_dict
+from kws_tf.dataset import split_label
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import sentences, split_bank
 from kws_tf.evaluate.suite import vocabulary
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="float32")
     p.add_argument("--write", action="store_true", help="store the best setting in MODELS/words/model.json")
     args = p.parse_args(argv)
-    split = f"{args.split} fold {args.fold[0]}/{args.fold[1]}" if args.fold else args.split
+    split = split_label(args.split, args.fold)
 
     keyword, labels = vocabulary(args.models)
     items = sentences(split_bank(args.data_dir, args.split, args.fold), keyword, set(labels), args.sentences, args.sentences // 2, args.seed)

@@ -30,6 +30,7 @@ import numpy as np
 
 from kws_tf.cli import FOLD_HELP, fold_arg
 from kws_tf.config import DetectorConfig, from_dict, to_dict
+from kws_tf.dataset import split_label
 from kws_tf.decisions import KeywordDetector, verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import keyword_stream, split_bank
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         bank = split_bank(args.data_dir, args.split, args.fold)
         traces = collect_traces(args.models, bank, keyword, args.minutes, args.seed, args.precision)
-        split = f"{args.split} fold {args.fold[0]}/{args.fold[1]}" if args.fold else args.split  # another fold, another stream
+        split = split_label(args.split, args.fold)  # another fold, another stream: traces of two folds never pair
         streams = [{"split": split, "minutes": args.minutes, "seed": args.seed}]
         if args.save_traces:
             save_traces(args.save_traces, traces, {**streams[0], "models": os.path.abspath(args.models), "precision": args.precision,

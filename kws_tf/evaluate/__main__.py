@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from kws_tf.cli import FOLD_HELP, UsageError, UsageParser, fold_arg, run_main
-from kws_tf.dataset import SPLITS, DataError, DatasetIndex, index_speech_commands, load_clips, load_noise
+from kws_tf.dataset import SPLITS, DataError, DatasetIndex, fold_text, index_speech_commands, load_clips, load_noise
 from kws_tf.evaluate import metrics, plots, report, suite
 from kws_tf.evaluate.peer import PEERS, PeerError, PocketSphinx, evaluate_pocketsphinx
 from kws_tf.evaluate.streams import STREAM_SNR_DB, WordBank, sentences
@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     results = {
         "format": FORMAT, "created_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": shlex.join([PROG, *argv]), "models": os.path.abspath(models), "data_dir": data["root"],
-        "split": args.split, "fold": index.summary()["fold"], "seed": args.seed, "keyword": keyword, "vocabulary": labels, "data": data,
+        "split": args.split, "fold": fold_text(index.fold), "seed": args.seed, "keyword": keyword, "vocabulary": labels, "data": data,
         "settings": {"minutes": args.minutes, "snr_db": list(STREAM_SNR_DB), "tolerance_s": metrics.TOLERANCE_S,
                      "f1_clips": settings.f1_clips, "sentences_with_keyword": settings.sentences_with_keyword,
                      "sentences_without_keyword": settings.sentences_without_keyword, "snrs_db": list(suite.SNRS_DB)},

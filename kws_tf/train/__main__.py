@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from kws_tf.cli import FOLD_HELP, fold_arg  # noqa: E402
-from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, index_speech_commands  # noqa: E402
+from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, fold_text, index_speech_commands  # noqa: E402
 from kws_tf.train.presets import PresetError, available_presets, load_preset  # noqa: E402
 from kws_tf.train.run_lock import RunDirBusy, run_dir_lock  # noqa: E402
 
@@ -81,8 +81,10 @@ def changed_since_interrupted(run_dir: str, record: dict) -> str | None:
     """How ``record`` (this run's config.json content) differs from the interrupted run whose backup
     ``run_dir`` holds, e.g. ``"--seed 0 -> 1"``; None when there is nothing to resume or nothing differs.
     (Keras would resume the old backup silently, under the new run's settings and config.json.)"""
+    from kws_tf.train.fitting import backup_dir  # imports Keras
+
     try:
-        if not os.path.isdir(os.path.join(run_dir, "backup")):
+        if not os.path.isdir(backup_dir(run_dir)):
             return None
         with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
             old = json.load(f)
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"{task}: exported to {os.path.join(args.out, task)}; run folder {run_dir}")
-        data = f"{data_dir} --fold {args.fold[0]}/{args.fold[1]}" if args.fold else data_dir  # tune on the fold it selected on
+        data = f"{data_dir} --fold {fold_text(args.fold)}" if args.fold else data_dir  # tune on the fold it selected on
         print(f"{task}: {NEXT_STEP[task].format(out=args.out, data=data)}")
         for split, scores in summary["metrics"].items():  # one line per split, so the test line is easy to leave unread
             print(f"{task}: {split} split (Keras): {json.dumps(scores, default=str)[:400]}")

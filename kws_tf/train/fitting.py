@@ -23,6 +23,11 @@ def adam(learning_rate: float, schedule: str, total_steps: int) -> keras.optimiz
     raise ValueError(f"unknown learning-rate schedule {schedule!r}; use 'constant' or 'cosine'")
 
 
+def backup_dir(run_dir: str) -> str:
+    """Where ``fit`` keeps an unfinished run's backup (its presence makes the same command resume)."""
+    return os.path.join(run_dir, "backup")
+
+
 class ResumeError(Exception):
     """The backup of an interrupted run cannot be read."""
 
@@ -91,7 +96,7 @@ def fit(
     best = os.path.join(run_dir, "best.weights.h5")
     timer = EpochTimer()
     callbacks = [
-        AtomicBackupAndRestore(os.path.join(run_dir, "backup")),
+        AtomicBackupAndRestore(backup_dir(run_dir)),
         keras.callbacks.ModelCheckpoint(best, monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False, profile_batch=0),
