@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("float32", "int8"), default="float32")
     p.add_argument("--threshold", type=float, help="keyword detection threshold (overrides the sidecar)")
     p.add_argument("--word-threshold", type=float, help="word score threshold (overrides the sidecar)")
-    p.add_argument("--verify-threshold", type=float, help="keyword probability the word model must confirm each "
-                   "keyword detection with; 0 turns verification off (overrides the sidecar)")
+    p.add_argument("--verify-threshold", type=float, help="keyword probability the word model (MODELS/verifier/ if there is one) must "
+                   "confirm each keyword detection with; 0 turns verification off (overrides the sidecar)")
     p.add_argument("--block-ms", type=float, default=50.0, help="audio block size (default: 50 ms)")
     return p
 

@@ -18,7 +18,7 @@ from kws_tf.dataset import fit_length
 from kws_tf.decisions import (Event, KeywordDetector, KeywordEvent, UtteranceEnd, WordDecoder, WordEvent, clamp_event, is_word_label,
                                verify_score, verify_windows)
 from kws_tf.features import log_mel
-from kws_tf.sidecar import ModelDirError, load_sidecar, model_file, sidecar_path
+from kws_tf.sidecar import VERIFIER, ModelDirError, has_verifier, load_sidecar, model_file, sidecar_path
 from kws_tf.tflite_model import TFLiteModel
 
 log = logging.getLogger(__name__)
@@ -117,14 +117,17 @@ class Transcriber:
         labels: word classes in output order.
         detector, decoder: decision settings.
         mode: "gated" (words only after a keyword), "no_gate" (all words) or "single_word".
-        keyword: the keyword; when it is one of ``labels`` and ``detector.verify_threshold`` > 0,
-            the word model must confirm each keyword detection.
+        keyword: the keyword; when it is one of the verifier's labels and ``detector.verify_threshold`` > 0,
+            the verifier must confirm each keyword detection.
+        verifier_runner, verifier_labels: a second word model (same features and input frames) that
+            confirms keyword detections instead of ``word_runner``; None: the word model verifies.
     """
 
     def __init__(self, features: FeatureConfig, kws_runner: Runner, kws_frames: int, kernel_frames: int,
                  stride_frames: int, word_runner: Runner, word_frames: int, labels: Sequence[str],
                  detector: DetectorConfig = DetectorConfig(), decoder: DecoderConfig = DecoderConfig(),
-                 mode: str = "gated", keyword: str | None = None) -> None:
+                 mode: str = "gated", keyword: str | None = None, verifier_runner: Runner | None = None,
+                 verifier_labels: Sequence[str] | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.features, self.mode = features, mode
@@ -140,12 +143,17 @@ class Transcriber:
         # sees (evaluation sweeps thresholds over it; --plot draws it). None: no trace.
         self.on_kws_scores: Callable[[np.ndarray, np.ndarray], None] | None = None
         self.keyword = keyword
-        self._keyword_index = self.labels.index(keyword) if keyword in self.labels else None
         # What a window without sound scores (DecoderConfig.min_log_mel); None: no silence class.
         self._silence_probs = (np.eye(len(self.labels), dtype=np.float32)[self.labels.index(SILENCE_LABEL)]
                                if SILENCE_LABEL in self.labels else None)
+        self.has_verifier = verifier_runner is not None
+        self.verifier_runner = verifier_runner if verifier_runner is not None else word_runner
+        self.verifier_labels = list(verifier_labels) if verifier_runner is not None and verifier_labels is not None else self.labels
+        self._keyword_index = self.verifier_labels.index(keyword) if keyword in self.verifier_labels else None
+        self._verifier_knows_silence = SILENCE_LABEL in self.verifier_labels
         if detector.verify_threshold > 0 and self._keyword_index is None:
-            log.warning("the word model has no class %r: keyword detections are not verified", keyword)
+            log.warning("the %s has no class %r: keyword detections are not verified",
+                        "verifier" if self.has_verifier else "word model", keyword)
         # Called with ``(window_end_s, keyword_probs)`` of the word model on every word-hop window
         # (evaluation replays verification over it), whether a gate is open or not. None: not run.
         self.on_verify_scores: Callable[[np.ndarray, np.ndarray], None] | None = None
@@ -155,7 +163,9 @@ class Transcriber:
     def from_dir(cls, models_dir: str, precision: str = "float32", mode: str = "gated",
                  detector_overrides: dict | None = None, decoder_overrides: dict | None = None,
                  num_threads: int = 1) -> Transcriber:
-        """Load ``models_dir/kws`` and ``models_dir/words`` as exported by ``kws_tf.train``.
+        """Load ``models_dir/kws`` and ``models_dir/words`` as exported by ``kws_tf.train``, and
+        ``models_dir/verifier`` when there is one (a word model export that confirms keyword detections
+        in place of ``words``, which then only transcribes).
 
         Settings come from the sidecars; ``*_overrides`` replace single fields (e.g.
         ``{"threshold": 0.7}``). Raises ModelDirError or ModelLoadError with a one-line message.
@@ -174,11 +184,25 @@ class Transcriber:
             labels = list(words["labels"])
         except (KeyError, TypeError) as exc:
             raise ModelDirError(f"{sidecar_path(models_dir, 'kws')}: sidecar lacks {exc}; re-export the models") from None
+        verifier_runner = verifier_labels = None
+        if has_verifier(models_dir):
+            verifier = load_sidecar(models_dir, VERIFIER, task_in_file="words")
+            try:
+                same = (from_dict(FeatureConfig, verifier["features"]) == features
+                        and int(verifier["input"]["frames"]) == int(words_in["frames"]))
+                verifier_labels = list(verifier["labels"])
+            except (KeyError, TypeError) as exc:
+                raise ModelDirError(f"{sidecar_path(models_dir, VERIFIER)}: sidecar lacks {exc}; re-export the model") from None
+            if not same:
+                raise ModelDirError(f"{sidecar_path(models_dir, VERIFIER)}: the verifier's features or input differ from the "
+                                    "word model's; use a word model exported with the same preset")
+            verifier_runner = TFLiteModel(model_file(models_dir, VERIFIER, verifier, precision), num_threads).run
         kws_model = TFLiteModel(model_file(models_dir, "kws", kws, precision), num_threads)
         word_model = TFLiteModel(model_file(models_dir, "words", words, precision), num_threads)
         return cls(features, kws_model.run, int(kws_in["frames"]), int(kws_out["kernel_frames"]),
                    int(kws_out["stride_frames"]), word_model.run, int(words_in["frames"]), labels,
-                   detector, decoder, mode, keyword=kws.get("keyword"))
+                   detector, decoder, mode, keyword=kws.get("keyword"), verifier_runner=verifier_runner,
+                   verifier_labels=verifier_labels)
 
     def reset(self) -> None:
         """Forget all audio; the next block starts at time 0."""
@@ -264,9 +288,16 @@ class Transcriber:
         return np.asarray(self.word_runner(window), np.float32).reshape(-1)
 
     def _keyword_probs(self, ends: np.ndarray) -> np.ndarray:
-        """The word model's keyword probability on the 1 s windows ending at frames ``ends``."""
-        return np.array([float(self._word_probs(self._frames.window(int(e), self.word_frames))[self._keyword_index]) for e in ends],
-                        np.float32)
+        """The verifier's (by default the word model's) keyword probability on the 1 s windows ending at
+        frames ``ends``; 0 for a window without sound when the verifier has a silence class."""
+        out = []
+        for e in ends:
+            window = self._frames.window(int(e), self.word_frames)
+            if self._verifier_knows_silence and window.max() < self.decoder_cfg.min_log_mel:
+                out.append(0.0)
+            else:
+                out.append(float(np.asarray(self.verifier_runner(window), np.float32).reshape(-1)[self._keyword_index]))
+        return np.array(out, np.float32)
 
     def _verify_at(self, fire_s: float) -> float:
         """The word model's second opinion on a candidate at ``fire_s`` (``decisions.verify_score``

@@ -7,6 +7,9 @@ Layout of an export folder (``saved_models/`` by default)::
     kws/int8.tflite      words/int8.tflite
     kws/saved_model/     words/saved_model/
 
+and, optionally, ``verifier/``: a copy of another word model's export folder (its sidecar's task stays
+"words") that confirms keyword detections in place of ``words/``, which then only transcribes.
+
 Sidecar keys (``format`` = ``kws_tf.sidecar/1``):
     task: "kws" | "words"
     labels: output names; kws: [keyword]; words: class names in output order (may include "_silence_")
@@ -29,6 +32,7 @@ import os
 FORMAT = "kws_tf.sidecar/1"
 SIDECAR_NAME = "model.json"
 TASKS = ("kws", "words")
+VERIFIER = "verifier"  # optional folder: a word model export that verifies keyword detections
 
 
 class ModelDirError(Exception):
@@ -39,9 +43,21 @@ def sidecar_path(models_dir: str, task: str) -> str:
     return os.path.join(models_dir, task, SIDECAR_NAME)
 
 
-def load_sidecar(models_dir: str, task: str) -> dict:
-    """Read ``models_dir/task/model.json``; raise ModelDirError with what to do when it is unusable."""
+def has_verifier(models_dir: str) -> bool:
+    """Whether the package has a separate verifier (``models_dir/verifier/model.json``)."""
+    return os.path.exists(sidecar_path(models_dir, VERIFIER))
+
+
+def verifier_folder(models_dir: str) -> str:
+    """The folder of the model that confirms keyword detections: ``verifier`` if there is one, else ``words``."""
+    return VERIFIER if has_verifier(models_dir) else "words"
+
+
+def load_sidecar(models_dir: str, task: str, task_in_file: str | None = None) -> dict:
+    """Read ``models_dir/task/model.json`` (whose task must be ``task_in_file``, by default ``task``);
+    raise ModelDirError with what to do when it is unusable."""
     path = sidecar_path(models_dir, task)
+    expected = task_in_file or task
     if not os.path.exists(path):
         raise ModelDirError(f"{path}: not found; point --models at a folder that 'python -m kws_tf.train' exported (e.g. saved_models/)")
     try:
@@ -49,8 +65,8 @@ def load_sidecar(models_dir: str, task: str) -> dict:
             data = json.load(f)
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelDirError(f"{path}: unreadable sidecar ({exc}); re-export the model") from None
-    if data.get("format") != FORMAT or data.get("task") != task:
-        raise ModelDirError(f"{path}: not a kws_tf {task} sidecar (format {data.get('format')!r}); re-export the model")
+    if data.get("format") != FORMAT or data.get("task") != expected:
+        raise ModelDirError(f"{path}: not a kws_tf {expected} sidecar (format {data.get('format')!r}); re-export the model")
     return data
 
 

@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("float32", "int8"), default="float32", help="which TFLite model to run")
     p.add_argument("--threshold", type=float, help="keyword detection threshold (overrides the sidecar)")
     p.add_argument("--word-threshold", type=float, help="word score threshold (overrides the sidecar)")
-    p.add_argument("--verify-threshold", type=float, help="keyword probability the word model must confirm each "
-                   "keyword detection with; 0 turns verification off (overrides the sidecar)")
+    p.add_argument("--verify-threshold", type=float, help="keyword probability the word model (MODELS/verifier/ if there is one) must "
+                   "confirm each keyword detection with; 0 turns verification off (overrides the sidecar)")
     p.add_argument("--jobs", type=int, default=1, help="files decoded in parallel (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--plot", metavar="DIR", help="also write a PNG per file into DIR: waveform with keyword and word "

@@ -60,10 +60,12 @@ def fake_words(cfg: FeatureConfig):
 
 
 def fake_transcriber(mode: str = "gated", detector: DetectorConfig = DetectorConfig(),
-                     decoder: DecoderConfig = DecoderConfig(), keyword: str = "stop") -> Transcriber:
+                     decoder: DecoderConfig = DecoderConfig(), keyword: str = "stop", verifier=None) -> Transcriber:
+    """``verifier``: an optional separate verifier runner over ``LABELS``."""
     cfg = FeatureConfig()
     return Transcriber(cfg, fake_kws(cfg), KWS_FRAMES, KERNEL, STRIDE, fake_words(cfg), WORD_FRAMES, LABELS,
-                       detector, decoder, mode, keyword=keyword)
+                       detector, decoder, mode, keyword=keyword, verifier_runner=verifier,
+                       verifier_labels=LABELS if verifier is not None else None)
 
 
 def synth(parts: list[tuple[str, float]], seed: int = 0, level: float = 0.3) -> np.ndarray:

@@ -9,7 +9,9 @@ import pytest
 from kws_tf.config import DetectorConfig
 from kws_tf.decisions import KeywordDetector, verify_score, verify_scores_at
 from kws_tf.evaluate import metrics
-from runtime_fakes import fake_transcriber, synth
+from kws_tf.config import FeatureConfig
+from kws_tf.runtime import Transcriber
+from runtime_fakes import KERNEL, KWS_FRAMES, LABELS, STRIDE, WORD_FRAMES, fake_kws, fake_transcriber, fake_words, synth
 
 # The stand-in keyword model fires after any "stop" tone; the stand-in word model only names a tone
 # that fills at least 25 frames of its window, so a 0.15 s blip is a keyword false alarm that the
@@ -107,6 +109,43 @@ def test_transcriber_drops_detections_the_word_model_rejects():
     assert verified.keywords[0].verify_score > 0.5
     assert verified.text == "one"  # "two" followed the rejected blip: no gate, no word
     assert "two" in plain.text
+
+
+def _constant_verifier(stop_prob: float):
+    """A stand-in verifier that gives "stop" ``stop_prob`` on every window and counts its calls."""
+    calls = []
+
+    def run(features: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        probs = np.full(len(LABELS), (1.0 - stop_prob) / (len(LABELS) - 1), np.float32)
+        probs[LABELS.index("stop")] = stop_prob
+        return probs
+    run.calls = calls
+    return run
+
+
+def test_a_separate_verifier_confirms_detections_and_the_word_model_still_transcribes():
+    """With ``verifier_runner`` the gate asks the verifier, not the word model; the words after the
+    keyword still come from the word model (a verifier that hears "stop" everywhere writes no "stop")."""
+    audio = synth(SPEECH)
+    cfg = DetectorConfig(**{**DETECTOR.__dict__, "verify_threshold": 0.5})
+    own = fake_transcriber("gated", cfg).transcribe(audio)
+    assert len(own.keywords) == 1  # the word model rejects the blip
+    eager = _constant_verifier(0.9)
+    both = fake_transcriber("gated", cfg, verifier=eager).transcribe(audio)
+    assert len(both.keywords) == 2 and [k.verify_score for k in both.keywords] == pytest.approx([0.9, 0.9])
+    assert both.text == "one two" and len(eager.calls) > 0  # the word model wrote the words
+    never = fake_transcriber("gated", cfg, verifier=_constant_verifier(0.1)).transcribe(audio)
+    assert never.keywords == [] and never.text == ""
+
+
+def test_a_verifier_without_the_keyword_leaves_detections_unverified(caplog):
+    cfg = DetectorConfig(**{**DETECTOR.__dict__, "verify_threshold": 0.5})
+    tr = Transcriber(FeatureConfig(), fake_kws(FeatureConfig()), KWS_FRAMES, KERNEL, STRIDE, fake_words(FeatureConfig()),
+                     WORD_FRAMES, LABELS, cfg, keyword="stop", verifier_runner=_constant_verifier(0.0),
+                     verifier_labels=["_silence_", "one", "two"])
+    assert "the verifier has no class 'stop'" in caplog.text
+    assert len(tr.transcribe(synth(SPEECH)).keywords) == 2
 
 
 def test_without_the_keyword_among_the_word_labels_detections_are_not_verified(caplog):

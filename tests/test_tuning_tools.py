@@ -192,6 +192,58 @@ def test_pair_traces_joins_one_packages_keyword_scores_with_anothers_verifier(mo
     assert np.array_equal(read_traces(saved["a"])[0][1], apr)  # the input is untouched
 
 
+def test_a_package_with_its_own_verifier_verifies_with_it(models, tiny_data_dir, tmp_path, capsys):
+    """verifier/ (a copy of a word model's export folder) confirms the keyword in place of words/, which
+    only transcribes; saved traces follow the verifier, so a package whose word model changed but whose
+    verifier is the old word model tunes on the old package's traces, and the same change without a
+    verifier is refused."""
+    import numpy as np
+
+    from kws_tf.evaluate.traces import read_traces
+    from kws_tf.runtime import Transcriber
+    from kws_tf.sidecar import ModelDirError
+
+    detector = _tool("tune_detector")
+
+    def traces(pkg: str, name: str, precision: str = "float32") -> tuple:
+        path = str(tmp_path / f"{name}.npz")
+        assert detector.main(["--models", pkg, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "1",
+                              "--precision", precision, "--save-traces", path, "--save-only"]) == 0
+        return path, read_traces(path)[0]
+
+    plain_path, plain = traces(models, "plain")
+    changed = str(tmp_path / "changed")  # another word model: the same weights, other bytes
+    shutil.copytree(models, changed)
+    with open(os.path.join(changed, "words", "float32.tflite"), "ab") as f:
+        f.write(b"\0" * 8)
+    verified = str(tmp_path / "verified")
+    shutil.copytree(changed, verified)
+    shutil.copytree(os.path.join(models, "words"), os.path.join(verified, "verifier"))
+    assert Transcriber.from_dir(verified).has_verifier and not Transcriber.from_dir(models).has_verifier
+    assert detector.main(["--models", verified, "--traces", plain_path, "--fa-per-hour", "1000"]) == 0
+    with pytest.raises(SystemExit) as e:
+        detector.main(["--models", changed, "--traces", plain_path, "--fa-per-hour", "1000"])
+    assert "traces of another word model" in str(e.value)
+
+    # A verifier that scores differently (the int8 word model listed as its float32 file): the float32
+    # package's verification scores are the int8 model's, its keyword scores stay the float32 ones.
+    sidecar = _sidecar(verified, "verifier")
+    sidecar["model_files"]["float32"] = sidecar["model_files"]["int8"]
+    with open(os.path.join(verified, "verifier", "model.json"), "w", encoding="utf-8") as f:
+        json.dump(sidecar, f)
+    _, int8 = traces(models, "int8", "int8")
+    _, mixed = traces(verified, "mixed")
+    assert np.array_equal(mixed[1], plain[1]) and np.allclose(mixed[5], int8[5])
+    assert not np.allclose(mixed[5], plain[5])
+
+    sidecar["features"]["n_mels"] += 1
+    with open(os.path.join(verified, "verifier", "model.json"), "w", encoding="utf-8") as f:
+        json.dump(sidecar, f)
+    with pytest.raises(ModelDirError) as e:
+        Transcriber.from_dir(verified)
+    assert "verifier" in str(e.value) and "features" in str(e.value) and "\n" not in str(e.value)
+
+
 def test_traces_of_a_fold_are_another_stream(models, tiny_data_dir, tmp_path, capsys):
     """--fold K/N: the stream is built from fold K's speakers, its saved record says so, and it does not
     pair with the same seed's stream of the plain validation split."""

@@ -129,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     audio = test_clip(args.clip)
     report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                     "models": os.path.abspath(models)}
-    for task in ("kws", "words"):
+    for task in ("kws", "words", "verifier"):
         folder = os.path.join(models, task)
+        if not os.path.isdir(folder):
+            continue
         report[f"{task}_files_kb"] = {f: round(os.path.getsize(os.path.join(folder, f)) / 1024, 1)
                                       for f in sorted(os.listdir(folder)) if f.endswith(".tflite")}
     for precision in ("float32", "int8"):

@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     tr = Transcriber.from_dir(args.models, args.precision)
     tr.kws_runner, tr.word_runner = cached(tr.kws_runner), cached(tr.word_runner)
+    tr.verifier_runner = cached(tr.verifier_runner) if tr.has_verifier else tr.word_runner
     base = tr.decoder_cfg
     n_ref = sum(len(s.reference) for s in items if s.has_keyword)
     print(f"{split} split: {len(items)} sentences ({n_ref} reference words after the keyword); errors per reference word")

@@ -19,7 +19,7 @@ from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import WordBank, add_noise, keyword_stream, sentences, training_like_clips
 from kws_tf.features import log_mel
 from kws_tf.runtime import Transcriber
-from kws_tf.sidecar import load_sidecar, model_file
+from kws_tf.sidecar import VERIFIER, has_verifier, load_sidecar, model_file
 from kws_tf.tflite_model import TFLiteModel
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ def evaluate_precision(models_dir: str, precision: str, bank: WordBank, settings
     sent, example = evaluate_sentences(models_dir, precision, bank, settings, position)
     speed = {"clip_ms": words.pop("clip_ms"), "stream_rtf": keyword.pop("stream_rtf"), "sentence_rtf": sent.pop("rtf")}
     sizes = {}
-    for task in ("kws", "words"):
-        sc = load_sidecar(models_dir, task)
-        sizes[task] = os.path.getsize(model_file(models_dir, task, sc, precision))
+    for folder in ("kws", "words", VERIFIER) if has_verifier(models_dir) else ("kws", "words"):
+        sc = load_sidecar(models_dir, folder, task_in_file="words" if folder == VERIFIER else None)
+        sizes[folder] = os.path.getsize(model_file(models_dir, folder, sc, precision))
     return {"model_bytes": sizes, "words": words, "keyword": keyword, "sentences": sent, "speed": speed}, {"example": example}

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from kws_tf.sidecar import load_sidecar, model_file
+from kws_tf.sidecar import load_sidecar, model_file, verifier_folder
 
 TASKS = ("kws", "words")
 STREAM_KEYS = ("split", "seed", "minutes", "precision")  # the same keys, the same audio and scores
@@ -19,11 +19,13 @@ STREAM_KEYS = ("split", "seed", "minutes", "precision")  # the same keys, the sa
 def model_digests(models: str, precision: str) -> dict:
     """Short hashes of the package's TFLite files at ``precision``: ``kws_digest`` and ``words_digest``
     (each file alone) and ``models_digest`` (both together). A trace's keyword scores depend on the
-    keyword model's bytes alone and its verifier scores on the word model's, so traces and models whose
+    keyword model's bytes alone and its verifier scores on the verifying word model's (``verifier/`` when
+    the package has one, else ``words/``; ``words_digest`` is that model's), so traces and models whose
     digests agree belong together. Raises ``ModelDirError`` for an unusable folder."""
     both, out = hashlib.sha256(), {}
     for task in TASKS:
-        with open(model_file(models, task, load_sidecar(models, task), precision), "rb") as f:
+        folder = verifier_folder(models) if task == "words" else task
+        with open(model_file(models, folder, load_sidecar(models, folder, task_in_file=task), precision), "rb") as f:
             data = f.read()
         both.update(data)
         out[f"{task}_digest"] = hashlib.sha256(data).hexdigest()[:16]

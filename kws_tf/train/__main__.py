@@ -19,6 +19,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from kws_tf.cli import FOLD_HELP, fold_arg  # noqa: E402
 from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, fold_text, index_speech_commands  # noqa: E402
+from kws_tf.sidecar import VERIFIER, has_verifier  # noqa: E402
 from kws_tf.train.presets import PresetError, available_presets, load_preset  # noqa: E402
 from kws_tf.train.run_lock import RunDirBusy, run_dir_lock  # noqa: E402
 
@@ -182,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{task}: exported to {os.path.join(args.out, task)}; run folder {run_dir}")
         data = f"{data_dir} --fold {fold_text(args.fold)}" if args.fold else data_dir  # tune on the fold it selected on
         print(f"{task}: {NEXT_STEP[task].format(out=args.out, data=data)}")
+        if task == "words" and has_verifier(args.out):
+            print(f"words: {os.path.join(args.out, VERIFIER)}/ is kept and still confirms the keyword; this word model "
+                  f"only transcribes (remove that folder to let it verify too)")
         for split, scores in summary["metrics"].items():  # one line per split, so the test line is easy to leave unread
             print(f"{task}: {split} split (Keras): {json.dumps(scores, default=str)[:400]}")
     return 0
