@@ -39,6 +39,8 @@ def run_main(prog: str, parser: argparse.ArgumentParser, argv: list[str] | None,
         return 130
 
 
+LISTS_HELP = ("folder with validation_list.txt/testing_list.txt (default: the data folder); give the folder "
+              "training used, so the splits are the same")
 FOLD_HELP = ("K/N: pool the training and validation speakers, deal them into N folds by speaker and use fold K as "
              "the validation split (k-fold checks on more speakers; train, tune and evaluate with the same --fold)")
 

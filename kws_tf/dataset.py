@@ -107,9 +107,11 @@ def fold_text(fold: tuple[int, int] | None) -> str | None:
     return f"{fold[0]}/{fold[1]}" if fold else None
 
 
-def split_label(split: str, fold: tuple[int, int] | None) -> str:
-    """A split's name in records and output, with its fold: ``"validation fold 2/5"``."""
-    return f"{split} fold {fold_text(fold)}" if fold else split
+def split_label(split: str, fold: tuple[int, int] | None, lists_dir: str | None = None) -> str:
+    """A split's name in records and output, with its fold and list files when not the data folder's:
+    ``"validation fold 2/5"``, ``"test (lists from /data/lists)"``."""
+    label = f"{split} fold {fold_text(fold)}" if fold else split
+    return f"{label} (lists from {os.path.abspath(lists_dir)})" if lists_dir else label
 
 
 def fold_of(speaker: str, folds: int) -> int:

@@ -299,6 +299,28 @@ def test_tune_decoder_on_a_fold_records_the_fold(models, tiny_data_dir, capsys):
     assert _sidecar(models, "words")["thresholds"]["decoder_tuning"]["split"] == f"validation fold {k}/2"
 
 
+def test_lists_from_another_folder_give_the_training_splits(models, tiny_data_dir, tmp_path, capsys):
+    """--lists-dir: a data folder whose list files live elsewhere gives the same splits as with them in
+    place (without the option it falls back to the hash split), and the tuning record names the lists."""
+    from kws_tf.evaluate.streams import split_bank
+
+    data, lists = str(tmp_path / "data"), str(tmp_path / "lists")
+    shutil.copytree(tiny_data_dir, data)
+    os.makedirs(lists)
+    for name in ("validation_list.txt", "testing_list.txt"):
+        shutil.move(os.path.join(data, name), os.path.join(lists, name))
+    want = split_bank(tiny_data_dir, "test")
+    got = split_bank(data, "test", lists_dir=lists)
+    assert len(want.words) > 0 and sorted(map(str, got.words)) == sorted(map(str, want.words))
+    assert len(split_bank(data, "test").words) != len(want.words)  # the hash split: other clips
+
+    tool = _tool("tune_decoder")
+    assert tool.main(["--models", models, "--data-dir", data, "--lists-dir", lists, "--split", "test",
+                      "--sentences", "4", "--write"]) == 0
+    assert f"test (lists from {os.path.abspath(lists)}) split" in capsys.readouterr().out
+    assert _sidecar(models, "words")["thresholds"]["decoder_tuning"]["split"] == f"test (lists from {os.path.abspath(lists)})"
+
+
 def test_cached_runner_runs_each_distinct_input_once():
     import numpy as np
 

@@ -18,6 +18,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from kws_tf.cli import LISTS_HELP
 from kws_tf.config import FeatureConfig, from_dict
 from kws_tf.dataset import DataError
 from kws_tf.evaluate.streams import mix, split_bank
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", required=True)
+    p.add_argument("--lists-dir", help=LISTS_HELP)
     p.add_argument("--split", default="train", choices=("train", "validation", "test"))
     p.add_argument("--snr-db", type=float, default=10.0, help="speech over background noise (default 10)")
     p.add_argument("--threshold", type=float, default=0.5, help="a peak score at or above this counts as a false fire")
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sidecar = load_sidecar(args.models, "kws")
         model = TFLiteModel(model_file(args.models, "kws", sidecar, args.precision))
-        bank = split_bank(args.data_dir, args.split)
+        bank = split_bank(args.data_dir, args.split, lists_dir=args.lists_dir)
     except (ModelDirError, ModelLoadError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from kws_tf.cli import FOLD_HELP, fold_arg
+from kws_tf.cli import FOLD_HELP, LISTS_HELP, fold_arg
 from kws_tf.config import to_dict
 from kws_tf.dataset import split_label
 from kws_tf.evaluate import metrics
@@ -49,16 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--split", default="validation")
+    p.add_argument("--lists-dir", help=LISTS_HELP)
     p.add_argument("--fold", type=fold_arg, metavar="K/N", help=FOLD_HELP)
     p.add_argument("--sentences", type=int, default=100, help="sentences with the keyword; half as many without")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--precision", default="float32")
     p.add_argument("--write", action="store_true", help="store the best setting in MODELS/words/model.json")
     args = p.parse_args(argv)
-    split = split_label(args.split, args.fold)
+    split = split_label(args.split, args.fold, args.lists_dir)
 
     keyword, labels = vocabulary(args.models)
-    items = sentences(split_bank(args.data_dir, args.split, args.fold), keyword, set(labels), args.sentences, args.sentences // 2, args.seed)
+    items = sentences(split_bank(args.data_dir, args.split, args.fold, args.lists_dir), keyword, set(labels), args.sentences, args.sentences // 2, args.seed)
     if not items:
         print(f"{args.data_dir}: the {split} split has no clips of the model's words", file=sys.stderr)
         return 1

@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-from kws_tf.cli import FOLD_HELP, fold_arg
+from kws_tf.cli import FOLD_HELP, LISTS_HELP, fold_arg
 from kws_tf.config import DetectorConfig, from_dict, to_dict
 from kws_tf.dataset import split_label
 from kws_tf.decisions import KeywordDetector, verify_scores_at
@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", help="the data set to build the stream from (not needed with --traces)")
     p.add_argument("--split", default="validation")
+    p.add_argument("--lists-dir", help=LISTS_HELP)
     p.add_argument("--fold", type=fold_arg, metavar="K/N", help=FOLD_HELP)
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--seed", type=int, default=1)
@@ -195,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                               for s in streams)
         print(f"tuning on saved traces: {described}")
     else:
-        bank = split_bank(args.data_dir, args.split, args.fold)
+        bank = split_bank(args.data_dir, args.split, args.fold, args.lists_dir)
         traces = collect_traces(args.models, bank, keyword, args.minutes, args.seed, args.precision)
-        split = split_label(args.split, args.fold)  # another fold, another stream: traces of two folds never pair
+        split = split_label(args.split, args.fold, args.lists_dir)  # another fold or list, another stream: they never pair
         streams = [{"split": split, "minutes": args.minutes, "seed": args.seed}]
         if args.save_traces:
             save_traces(args.save_traces, traces, {**streams[0], "models": os.path.abspath(args.models), "precision": args.precision,

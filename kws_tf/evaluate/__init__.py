@@ -4,7 +4,8 @@ side: numpy, ai-edge-litert, jiwer, matplotlib, optional pocketsphinx, never Ten
 ``results.json`` (``format`` = ``kws_tf.evaluate/1``; fractions in 0..1, times in seconds). Keys are
 stable: new ones may be added, existing ones keep their meaning::
 
-    format, created_utc, command, models, data_dir, split, seed, keyword, vocabulary, elapsed_s
+    format, created_utc, command, models, data_dir, split, fold (null or "K/N"), lists_dir (null: the data folder's), seed,
+    keyword, vocabulary, elapsed_s
     data: {root, clips, vocabulary_clips, keyword_clips, noise_files, failed}
     settings: {minutes, snr_db [lo, hi], tolerance_s, f1_clips, sentences_with_keyword,
                sentences_without_keyword, snrs_db}

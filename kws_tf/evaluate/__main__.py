@@ -15,7 +15,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from kws_tf.cli import FOLD_HELP, UsageError, UsageParser, fold_arg, run_main
+from kws_tf.cli import FOLD_HELP, LISTS_HELP, UsageError, UsageParser, fold_arg, run_main
 from kws_tf.dataset import SPLITS, DataError, DatasetIndex, fold_text, index_speech_commands, load_clips, load_noise
 from kws_tf.evaluate import metrics, plots, report, suite
 from kws_tf.evaluate.peer import PEERS, PeerError, PocketSphinx, evaluate_pocketsphinx
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=None, help="export folder with kws/ and words/ (default: saved_models/)")
     p.add_argument("--data-dir", required=True, help="Speech Commands folder (official layout)")
     p.add_argument("--split", choices=SPLITS, default="test", help="which split's clips to use (default: test)")
+    p.add_argument("--lists-dir", help=LISTS_HELP)
     p.add_argument("--fold", type=fold_arg, metavar="K/N", help=FOLD_HELP)
     p.add_argument("--report", default=os.path.join("reports", "evaluation"), metavar="DIR", help="output folder (default: reports/evaluation/)")
     p.add_argument("--minutes", type=float, default=30.0, help="length of the keyword streams (default: 30)")
@@ -81,7 +82,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     for name in ("minutes", "sentences", "f1_clips", "jobs"):
         if getattr(args, name) <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
-    index = index_speech_commands(args.data_dir, fold=args.fold)
+    index = index_speech_commands(args.data_dir, args.lists_dir, args.fold)
     if not index.select(args.split):
         raise DataError(f"{args.data_dir}: the {args.split} split has no clips; choose another --split or add list files")
     models = args.models or default_models_dir()
@@ -115,7 +116,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     results = {
         "format": FORMAT, "created_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": shlex.join([PROG, *argv]), "models": os.path.abspath(models), "data_dir": data["root"],
-        "split": args.split, "fold": fold_text(index.fold), "seed": args.seed, "keyword": keyword, "vocabulary": labels, "data": data,
+        "split": args.split, "fold": fold_text(index.fold), "lists_dir": os.path.abspath(args.lists_dir) if args.lists_dir else None,
+        "seed": args.seed, "keyword": keyword, "vocabulary": labels, "data": data,
         "settings": {"minutes": args.minutes, "snr_db": list(STREAM_SNR_DB), "tolerance_s": metrics.TOLERANCE_S,
                      "f1_clips": settings.f1_clips, "sentences_with_keyword": settings.sentences_with_keyword,
                      "sentences_without_keyword": settings.sentences_without_keyword, "snrs_db": list(suite.SNRS_DB)},

@@ -63,12 +63,12 @@ class WordBank:
         return np.flatnonzero(ok)
 
 
-def split_bank(data_dir: str, split: str, fold: tuple[int, int] | None = None) -> WordBank:
+def split_bank(data_dir: str, split: str, fold: tuple[int, int] | None = None, lists_dir: str | None = None) -> WordBank:
     """The word bank of one split of a Speech Commands folder (unreadable clips are skipped); ``fold``
-    as in ``index_speech_commands``."""
+    and ``lists_dir`` as in ``index_speech_commands``."""
     from kws_tf.dataset import index_speech_commands, load_clips, load_noise
 
-    index = index_speech_commands(data_dir, fold=fold)
+    index = index_speech_commands(data_dir, lists_dir, fold)
     loaded = load_clips(index.select(split), SR, progress=False)
     noise, _ = load_noise(index.noise_files)
     return WordBank.build(loaded.audio, [c.word for c in loaded.clips], noise)

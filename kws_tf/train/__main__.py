@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # one start-up notice.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-from kws_tf.cli import FOLD_HELP, fold_arg  # noqa: E402
+from kws_tf.cli import FOLD_HELP, LISTS_HELP, fold_arg  # noqa: E402
 from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, fold_text, index_speech_commands  # noqa: E402
 from kws_tf.sidecar import VERIFIER, has_verifier  # noqa: E402
 from kws_tf.train.presets import PresetError, available_presets, load_preset  # noqa: E402
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="export folder (default: saved_models/; with --fold K/N: training/runs/PRESET-foldKofN-models/)")
     p.add_argument("--run-dir", help="checkpoints, logs and plots (default: training/runs/PRESET[-foldKofN]-TASK); rerunning resumes")
     p.add_argument("--fresh", action="store_true", help="discard an interrupted run in --run-dir instead of resuming it")
-    p.add_argument("--lists-dir", help="folder with validation_list.txt/testing_list.txt (default: the data folder)")
+    p.add_argument("--lists-dir", help=LISTS_HELP)
     p.add_argument("--fold", type=fold_arg, metavar="K/N", help=FOLD_HELP)
     p.add_argument("--synthetic-dir", help="extra clips in the same layout (e.g. from python -m kws_tf.train.synth), used for training only")
     p.add_argument("--seed", type=int, default=0)
@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"{task}: exported to {os.path.join(args.out, task)}; run folder {run_dir}")
-        data = f"{data_dir} --fold {fold_text(args.fold)}" if args.fold else data_dir  # tune on the fold it selected on
+        data = data_dir + (f" --lists-dir {args.lists_dir}" if args.lists_dir else "")  # tune on the split it selected on
+        data += f" --fold {fold_text(args.fold)}" if args.fold else ""
         print(f"{task}: {NEXT_STEP[task].format(out=args.out, data=data)}")
         if task == "words" and has_verifier(args.out):
             print(f"words: {os.path.join(args.out, VERIFIER)}/ is kept and still confirms the keyword; this word model "
