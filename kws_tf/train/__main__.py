@@ -13,7 +13,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # oneDNN kernels: a word-model training step runs 1.8x faster with them on this 2-core x86 CPU
-# (tools/benchmark_pipeline.py: 352 vs 195 examples/s; the GRU keyword step is the same). They print
+# (python -m kws_tf.train.benchmark_pipeline: 352 vs 195 examples/s; the GRU keyword step is the same). They print
 # one start-up notice.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 

@@ -1,7 +1,7 @@
 """Input pipeline vs training step: examples/s that each tf.data pipeline delivers, and examples/s
 that a training step of each model consumes, on the same data (the pipeline must not be the bottleneck).
 
-    python tools/benchmark_pipeline.py --data-dir ../shared/speech_commands_subset [--preset default] [--batches 20]
+    python -m kws_tf.train.benchmark_pipeline --data-dir ../shared/speech_commands_subset [--preset default] [--batches 20]
 """
 
 from __future__ import annotations
