@@ -192,7 +192,7 @@ def _device(value: str) -> int | str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = UsageParser(prog=PROG, description="Listen to the microphone; print when the keyword fires and the words after it.")
-    p.add_argument("--models", default=None, help="export folder with kws/ and words/ (default: saved_models/)")
+    p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ (default: saved_models/)")
     p.add_argument("--device", type=_device, default=None, help="input device index or name (default: system default)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     p.add_argument("--save-dir", help="keep each utterance as a WAV file here")

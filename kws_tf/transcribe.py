@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = UsageParser(prog=PROG, description="Transcribe recordings: words spoken after the keyword (default), all "
                 "words (--no-gate), or the one word of a clip (--single-word).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders (searched recursively) or globs")
-    p.add_argument("--models", default=None, help="export folder with kws/ and words/ (default: saved_models/)")
+    p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ (default: saved_models/)")
     p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     p.add_argument("--output", metavar="FILE", help="write here (atomically) instead of stdout")
     mode = p.add_mutually_exclusive_group()
