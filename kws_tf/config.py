@@ -198,6 +198,11 @@ class DecoderConfig:
     pause_s: float = 1.5  # the utterance ends after this long without a word
     max_s: float = 8.0  # and at the latest this long after the keyword
     merge_gap_s: float = 0.3  # two runs of the same word this close together are one word
+    # The same word said twice in a row: the windows between the two often still vote for it, so its
+    # run would write it once. A run longer than max_word_s (first to last window centre; 0 = off)
+    # splits there, and runs the gap would merge into one that long stay two words.
+    max_word_s: float = 0.0
+    min_windows: int = 1  # a run of fewer windows is not a word (noise, or the rest of a split)
     # A window whose loudest log-mel value is below this holds no word (about -80 dBFS of white noise;
     # real clips reach 1 or more): it counts as silence without running the word model. Training never
     # shows the model digital silence, and a word model heard "two" in it.

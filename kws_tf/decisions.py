@@ -200,6 +200,8 @@ class _Run:
     last_start_s: float
     first_center_s: float
     last_center_s: float
+    windows: int = 1
+    separate: bool = False  # split from the same word before it (max_word_s): never merged with it
 
     def to_event(self) -> WordEvent:
         # The word lies where all windows of the run overlap.
@@ -212,7 +214,8 @@ class WordDecoder:
 
     Each 1 s window's softmax is averaged with the previous ``smoothing_windows - 1``; runs of
     windows whose top class is the same word scoring at least ``threshold`` become one word (runs
-    of the same word less than ``merge_gap_s`` apart are merged). Non-word classes such as
+    of the same word less than ``merge_gap_s`` apart are merged; a run longer than ``max_word_s`` is
+    the word said twice; runs of fewer than ``min_windows`` windows are left out). Non-word classes such as
     ``_silence_`` are never emitted; unsure windows are left out. Gated, an utterance opens at a
     keyword and closes after ``pause_s`` without a word or ``max_s`` after the keyword; ungated, the
     decoder is always open and a pause only ends the current utterance.
@@ -278,12 +281,14 @@ class WordDecoder:
         label = self.labels[top] if top < len(self.labels) else f"class_{top}"
         heard = self.audio_end_s is None or center < self.audio_end_s
         if heard and bool(self._is_word[top]) and score >= self.cfg.threshold:
-            if self._run is not None and self._run.label == label:
+            same = self._run is not None and self._run.label == label
+            if same and not self._too_long(self._run, center):
                 self._run.peak = max(self._run.peak, score)
                 self._run.last_start_s, self._run.last_center_s = start_s, center
+                self._run.windows += 1
             else:
                 events += self._end_run()
-                self._run = _Run(label, score, end_s, start_s, center, center)
+                self._run = _Run(label, score, end_s, start_s, center, center, separate=same)
             self._last_activity_s = center
         else:
             events += self._end_run()
@@ -323,17 +328,23 @@ class WordDecoder:
         if run is None:
             return []
         pending = self._pending
-        if pending is not None and pending.label == run.label and run.first_center_s - pending.last_center_s <= self.cfg.merge_gap_s + 1e-9:
+        near = pending is not None and pending.label == run.label and run.first_center_s - pending.last_center_s <= self.cfg.merge_gap_s + 1e-9
+        if near and not run.separate and not self._too_long(pending, run.last_center_s):
             pending.peak = max(pending.peak, run.peak)
             pending.last_start_s, pending.last_center_s = run.last_start_s, run.last_center_s
+            pending.windows += run.windows
             return []
         events = self._emit_pending()
         self._pending = run
         return events
 
+    def _too_long(self, run: _Run, center_s: float) -> bool:
+        """Whether ``run`` extended to the window centred at ``center_s`` is longer than one word."""
+        return self.cfg.max_word_s > 0 and center_s - run.first_center_s > self.cfg.max_word_s + 1e-9
+
     def _emit_pending(self) -> list[WordEvent]:
         pending, self._pending = self._pending, None
-        if pending is None:
+        if pending is None or pending.windows < self.cfg.min_windows:
             return []
         word = pending.to_event()
         self._words.append(word)

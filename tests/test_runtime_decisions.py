@@ -110,6 +110,40 @@ def test_decoder_merges_a_word_split_by_one_unsure_window():
     assert [e.word for e in events if isinstance(e, WordEvent)] == ["one", "one"]
 
 
+def _words(seq, **cfg):
+    return [e.word for e in decode(seq, **cfg)[0] if isinstance(e, WordEvent)]
+
+
+def test_decoder_splits_a_run_too_long_for_one_word():
+    """The windows between two of the same word often still vote for it: a run longer than
+    max_word_s is the word said twice, also when an unsure window splits it into two runs the gap
+    would merge."""
+    silence = [(0, 0.99)] * 30
+    long_run = [(1, 0.9)] * 20 + silence  # window centres 1.9 s apart from first to last
+    assert _words(long_run) == ["one"]
+    assert _words(long_run, max_word_s=1.2) == ["one", "one"]
+    assert _words(long_run, max_word_s=2.5) == ["one"]
+    gapped = [(1, 0.9)] * 10 + [(1, 0.3)] + [(1, 0.9)] * 10 + silence
+    assert _words(gapped) == ["one"]
+    assert _words(gapped, max_word_s=1.5) == ["one", "one"]
+    assert _words(gapped, max_word_s=2.5) == ["one"]
+    # Other words around it are unaffected, and a split never merges back.
+    seq = [(2, 0.9)] * 5 + [(1, 0.9)] * 20 + [(3, 0.9)] * 5 + silence
+    assert _words(seq, max_word_s=1.2) == ["two", "one", "one", "three"]
+
+
+def test_decoder_min_windows_leaves_out_short_runs():
+    silence = [(0, 0.99)] * 30
+    seq = [(1, 0.9)] * 6 + [(0, 0.99)] * 5 + [(2, 0.9)] * 2 + [(0, 0.99)] * 5 + [(3, 0.9)] * 3 + silence
+    assert _words(seq) == ["one", "two", "three"]
+    assert _words(seq, min_windows=3) == ["one", "three"]
+    assert _words(seq, min_windows=4) == ["one"]
+    # Runs the gap merges count together.
+    assert _words([(2, 0.9)] * 2 + [(2, 0.3)] + [(2, 0.9)] * 2 + silence, min_windows=3) == ["two"]
+    # The rest of a split shorter than min_windows is dropped: 1.2 s then one window.
+    assert _words([(1, 0.9)] * 14 + silence, max_word_s=1.2, min_windows=3) == ["one"]
+
+
 def test_decoder_max_s_and_ungated_segments():
     seq = [(1, 0.9), (0, 0.99), (2, 0.9), (0, 0.99)] * 30
     events, dec = decode(seq, max_s=3.0, pause_s=5.0)

@@ -281,19 +281,28 @@ def test_tune_decoder_writes_a_decoder_setting(models, tiny_data_dir, capsys):
     tool = _tool("tune_decoder")
     assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--sentences", "2", "--write"]) == 0
     out = capsys.readouterr().out
-    grid = len(tool.THRESHOLDS) * len(tool.SMOOTHING_WINDOWS) * len(tool.PAUSES_S)
+    grid = len(tool.THRESHOLDS) * len(tool.SMOOTHING_WINDOWS) * len(tool.PAUSES_S) * len(tool.MAX_WORDS_S) * len(tool.MIN_WINDOWS)
     assert out.count("errors per reference word") == 2 and out.count("  threshold ") == grid
+    assert re.search(r"the gate opened on \d of 2 sentences with the keyword", out)
     tuned = _sidecar(models, "words")["thresholds"]
     assert tuned["decoder_tuning"]["sentences"] == 3
     dec = tuned["decoder"]
     assert dec["threshold"] in tool.THRESHOLDS and dec["smoothing_windows"] in tool.SMOOTHING_WINDOWS and dec["pause_s"] in tool.PAUSES_S
+    assert dec["max_word_s"] in tool.MAX_WORDS_S and dec["min_windows"] in tool.MIN_WINDOWS
+
+
+def _small_decoder_tool():
+    """tools/tune_decoder.py with a one-point grid, for tests of what it reads and records."""
+    tool = _tool("tune_decoder")
+    tool.THRESHOLDS, tool.SMOOTHING_WINDOWS, tool.PAUSES_S, tool.MAX_WORDS_S, tool.MIN_WINDOWS = (0.4,), (3,), (1.5,), (0.0,), (1,)
+    return tool
 
 
 def test_tune_decoder_on_a_fold_records_the_fold(models, tiny_data_dir, capsys):
     from kws_tf.dataset import fold_of, index_speech_commands
 
     k = fold_of(index_speech_commands(tiny_data_dir).select("train")[0].speaker, 2)  # a fold with speakers in it
-    assert _tool("tune_decoder").main(["--models", models, "--data-dir", tiny_data_dir, "--split", "validation", "--fold", f"{k}/2",
+    assert _small_decoder_tool().main(["--models", models, "--data-dir", tiny_data_dir, "--split", "validation", "--fold", f"{k}/2",
                                        "--sentences", "2", "--write"]) == 0
     assert f"validation fold {k}/2 split: 3 sentences" in capsys.readouterr().out
     assert _sidecar(models, "words")["thresholds"]["decoder_tuning"]["split"] == f"validation fold {k}/2"
@@ -314,7 +323,7 @@ def test_lists_from_another_folder_give_the_training_splits(models, tiny_data_di
     assert len(want.words) > 0 and sorted(map(str, got.words)) == sorted(map(str, want.words))
     assert len(split_bank(data, "test").words) != len(want.words)  # the hash split: other clips
 
-    tool = _tool("tune_decoder")
+    tool = _small_decoder_tool()
     assert tool.main(["--models", models, "--data-dir", data, "--lists-dir", lists, "--split", "test",
                       "--sentences", "4", "--write"]) == 0
     assert f"test (lists from {os.path.abspath(lists)}) split" in capsys.readouterr().out

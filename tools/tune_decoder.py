@@ -1,6 +1,6 @@
 """Pick the word decoder's settings on the VALIDATION split: transcribe seeded 10 s sentences (as
 ``kws_tf.evaluate`` builds them) through the runtime for a grid of word threshold / smoothing /
-pause, count the errors of the gated transcripts (substitutions, deletions, insertions, and any word
+pause / longest word (``max_word_s``) / shortest run (``min_windows``), count the errors of the gated transcripts (substitutions, deletions, insertions, and any word
 written for a sentence without the keyword), and optionally write the best setting into the words
 sidecar. The models run once per distinct window (cached), so the grid costs little more than one pass.
 
@@ -27,9 +27,11 @@ from kws_tf.evaluate.suite import vocabulary
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import load_sidecar, save_sidecar
 
-THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
-SMOOTHING_WINDOWS = (1, 3, 5)
-PAUSES_S = (1.0, 1.5, 2.5)
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6)
+SMOOTHING_WINDOWS = (3, 5)
+PAUSES_S = (1.5, 2.5)
+MAX_WORDS_S = (0.0, 1.2, 1.5)
+MIN_WINDOWS = (1, 3, 5)
 
 
 def cached(runner):
@@ -69,22 +71,31 @@ def main(argv: list[str] | None = None) -> int:
     base = tr.decoder_cfg
     n_ref = sum(len(s.reference) for s in items if s.has_keyword)
     print(f"{split} split: {len(items)} sentences ({n_ref} reference words after the keyword); errors per reference word")
-    best = None
-    for threshold, smoothing, pause in itertools.product(THRESHOLDS, SMOOTHING_WINDOWS, PAUSES_S):
-        tr.decoder_cfg = dataclasses.replace(base, threshold=threshold, smoothing_windows=smoothing, pause_s=pause)
-        refs, hyps, stray = [], [], 0
+    best, closed = None, None
+    for threshold, smoothing, pause, max_word, min_windows in itertools.product(THRESHOLDS, SMOOTHING_WINDOWS, PAUSES_S, MAX_WORDS_S, MIN_WINDOWS):
+        tr.decoder_cfg = dataclasses.replace(base, threshold=threshold, smoothing_windows=smoothing, pause_s=pause,
+                                             max_word_s=max_word, min_windows=min_windows)
+        refs, hyps, stray, shut = [], [], 0, []
         for s in items:
-            words = [w.word for w in tr.transcribe(s.mixture.audio).words]
+            result = tr.transcribe(s.mixture.audio)
+            words = [w.word for w in result.words]
             if s.has_keyword:
                 refs.append(s.reference)
                 hyps.append(words)
+                if not result.keywords:
+                    shut.append(len(s.reference))
             else:
                 stray += len(words)
+        if closed is None:  # the gate does not depend on the decoder's settings
+            closed = shut
+            print(f"the gate opened on {len(refs) - len(closed)} of {len(refs)} sentences with the keyword; the other "
+                  f"{sum(closed)} reference words are deletions at every setting")
         wer = metrics.word_error_rate(refs, hyps)
         errors = wer["substitutions"] + wer["deletions"] + wer["insertions"] + stray
         rate = errors / max(n_ref, 1)
-        print(f"  threshold {threshold:.1f}  smoothing {smoothing}  pause {pause:.1f} s: {rate:.3f} "
-              f"(S {wer['substitutions']}  D {wer['deletions']}  I {wer['insertions']}  without keyword {stray})")
+        print(f"  threshold {threshold:.1f}  smoothing {smoothing}  pause {pause:.1f} s  max word {max_word:.1f} s  "
+              f"min windows {min_windows}: {rate:.3f} "
+              f"(S {wer['substitutions']}  D {wer['deletions']}  I {wer['insertions']}  without keyword {stray})", flush=True)
         if best is None or rate < best[0] - 1e-12:
             best = (rate, tr.decoder_cfg)
     print(f"best: {to_dict(best[1])} ({best[0]:.3f} errors per reference word)")
