@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -185,6 +186,10 @@ class Transcriber:
         except (KeyError, TypeError) as exc:
             raise ModelDirError(f"{sidecar_path(models_dir, 'kws')}: sidecar lacks {exc}; re-export the models") from None
         verifier_runner = verifier_labels = None
+        folder = os.path.join(models_dir, VERIFIER)
+        if os.path.isdir(folder) and not has_verifier(models_dir):
+            raise ModelDirError(f"{folder}: no model.json; copy a whole word model export folder there "
+                                f"(cp -r OTHER/words {folder}) or remove the folder")
         if has_verifier(models_dir):
             verifier = load_sidecar(models_dir, VERIFIER, task_in_file="words")
             try:

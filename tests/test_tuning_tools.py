@@ -243,6 +243,13 @@ def test_a_package_with_its_own_verifier_verifies_with_it(models, tiny_data_dir,
         Transcriber.from_dir(verified)
     assert "verifier" in str(e.value) and "features" in str(e.value) and "\n" not in str(e.value)
 
+    # A verifier/ folder without its sidecar (say, only the .tflite files copied) is an error, not ignored.
+    os.remove(os.path.join(verified, "verifier", "model.json"))
+    with pytest.raises(ModelDirError) as e:
+        Transcriber.from_dir(verified)
+    msg = str(e.value)
+    assert os.path.join(verified, "verifier") in msg and "model.json" in msg and "cp -r" in msg and "\n" not in msg
+
 
 def test_traces_of_a_fold_are_another_stream(models, tiny_data_dir, tmp_path, capsys):
     """--fold K/N: the stream is built from fold K's speakers, its saved record says so, and it does not
