@@ -232,7 +232,7 @@ def _model_output(models_dir: str, task: str = "words") -> np.ndarray:
     return _invoke(models_dir, task, "float32", make_input)[1][0]
 
 
-def test_the_presets_gate_and_decoder_settings_go_into_the_sidecars(tiny_models_dir, tiny_data_dir, tmp_path):
+def test_the_presets_gate_and_decoder_settings_go_into_the_sidecars(tiny_models_dir, tiny_data_dir, tmp_path, capsys):
     """A fresh export starts from its preset's ``detector`` and ``decoder`` sections (``--set`` included):
     the tiny preset has the dataclass defaults, and the default preset the settings tuned for the shipped
     models, the same as the shipped sidecars."""
@@ -240,10 +240,11 @@ def test_the_presets_gate_and_decoder_settings_go_into_the_sidecars(tiny_models_
     from kws_tf.train.__main__ import main
     from kws_tf.train.presets import load_preset
 
-    out = str(tmp_path / "models")
+    out = str(tmp_path / "my models")  # a space: the printed tuning commands quote it
     assert main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--words", *TINY_WORDS, "--no-test", "--out", out,
                  "--run-dir", str(tmp_path / "runs"), "--quiet", "--set", "detector.verify_threshold=0.3",
                  "--set", "decoder.pause_s=2.0"]) == 0
+    assert f"tools/tune_decoder.py --models '{out}' --data-dir" in capsys.readouterr().out
     detector, decoder = (load_sidecar(out, "kws")["thresholds"]["detector"], load_sidecar(out, "words")["thresholds"]["decoder"])
     assert detector == {**to_dict(DetectorConfig()), "verify_threshold": 0.3}
     assert decoder == {**to_dict(DecoderConfig()), "pause_s": 2.0}

@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -181,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"{task}: exported to {os.path.join(args.out, task)}; run folder {run_dir}")
-        data = data_dir + (f" --lists-dir {args.lists_dir}" if args.lists_dir else "")  # tune on the split it selected on
+        # Tune on the split it selected on; paths quoted so the command can be pasted as it is.
+        data = shlex.quote(data_dir) + (f" --lists-dir {shlex.quote(args.lists_dir)}" if args.lists_dir else "")
         data += f" --fold {fold_text(args.fold)}" if args.fold else ""
-        print(f"{task}: {NEXT_STEP[task].format(out=args.out, data=data)}")
+        print(f"{task}: {NEXT_STEP[task].format(out=shlex.quote(args.out), data=data)}")
         if task == "words" and has_verifier(args.out):
             print(f"words: {os.path.join(args.out, VERIFIER)}/ is kept and still confirms the keyword; this word model "
                   f"only transcribes (remove that folder to let it verify too)")
