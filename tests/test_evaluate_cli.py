@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -123,3 +124,23 @@ def test_transcribe_plot_without_matplotlib_is_one_line(tiny_models_dir, tiny_da
     assert transcribe(["--models", tiny_models_dir, "--plot", str(tmp_path), clip]) == 1
     err = capsys.readouterr().err
     assert "matplotlib" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_lists_from_another_folder_score_the_same_clips(tiny_models_dir, tiny_data_dir, tmp_path):
+    """--lists-dir: a data folder whose list files live elsewhere is scored on the clips those lists name
+    (the same word clips as with the lists in place), and results.json names the list folder."""
+    data, lists = str(tmp_path / "data"), str(tmp_path / "lists")
+    shutil.copytree(tiny_data_dir, data)
+    os.makedirs(lists)
+    for name in ("validation_list.txt", "testing_list.txt"):
+        shutil.move(os.path.join(data, name), os.path.join(lists, name))
+    runs = {}
+    for label, args in (("in place", ["--data-dir", tiny_data_dir]), ("elsewhere", ["--data-dir", data, "--lists-dir", lists])):
+        out = str(tmp_path / label.replace(" ", "_"))
+        assert main(["--models", tiny_models_dir, *args, "--report", out, "--minutes", "0.2", "--sentences", "1",
+                     "--f1-clips", "1", "--precision", "float32", "--jobs", "1", "--quiet"]) == 0
+        with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
+            runs[label] = json.load(f)
+    assert runs["in place"]["lists_dir"] is None and runs["elsewhere"]["lists_dir"] == os.path.abspath(lists)
+    clips = {k: sorted(p["file"] for p in r["precisions"]["float32"]["words"]["predictions"]) for k, r in runs.items()}
+    assert clips["in place"] and clips["in place"] == clips["elsewhere"]
