@@ -4,7 +4,7 @@ pause / longest word (``max_word_s``) / shortest run (``min_windows``), count th
 gated transcripts (substitutions, deletions, insertions, and any word written for a sentence without
 the keyword), and optionally write the best setting into the words sidecar. The models run once per
 distinct window (cached), so each setting after the first costs a few seconds (180 settings on 150
-sentences: about 10 minutes on 2 cores).
+sentences: about 11 minutes, two runs side by side on 2 cores).
 
     python tools/tune_decoder.py --models saved_models --data-dir ../shared/speech_commands_subset \
         [--split validation] [--sentences 100] [--write]
