@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from kws_tf.config import DecoderConfig
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError
 from kws_tf.tflite_model import ModelLoadError, TFLiteModel, _quantize
@@ -28,9 +29,10 @@ def events_in_chunks(tr: Transcriber, audio: np.ndarray, chunk: int) -> list:
 
 
 @pytest.mark.parametrize("mode", ["gated", "no_gate"])
-def test_chunk_invariance_with_stand_in_models(mode):
+@pytest.mark.parametrize("decoder", [DecoderConfig(), DecoderConfig(max_word_s=0.3, min_windows=2)])
+def test_chunk_invariance_with_stand_in_models(mode, decoder):
     audio = synth(SPEECH)
-    tr = fake_transcriber(mode)
+    tr = fake_transcriber(mode, decoder=decoder)
     reference = events_in_chunks(tr, audio, len(audio))
     assert any(e.kind == "keyword" for e in reference) and any(e.kind == "word" for e in reference)
     for chunk in CHUNKS:
