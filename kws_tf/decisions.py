@@ -201,7 +201,6 @@ class _Run:
     first_center_s: float
     last_center_s: float
     windows: int = 1
-    separate: bool = False  # split from the same word before it (max_word_s): never merged with it
 
     def to_event(self) -> WordEvent:
         # The word lies where all windows of the run overlap.
@@ -288,7 +287,7 @@ class WordDecoder:
                 self._run.windows += 1
             else:
                 events += self._end_run()
-                self._run = _Run(label, score, end_s, start_s, center, center, separate=same)
+                self._run = _Run(label, score, end_s, start_s, center, center)
             self._last_activity_s = center
         else:
             events += self._end_run()
@@ -329,7 +328,8 @@ class WordDecoder:
             return []
         pending = self._pending
         near = pending is not None and pending.label == run.label and run.first_center_s - pending.last_center_s <= self.cfg.merge_gap_s + 1e-9
-        if near and not run.separate and not self._too_long(pending, run.last_center_s):
+        # A run split off for length would make its predecessor too long again: never merged back.
+        if near and not self._too_long(pending, run.last_center_s):
             pending.peak = max(pending.peak, run.peak)
             pending.last_start_s, pending.last_center_s = run.last_start_s, run.last_center_s
             pending.windows += run.windows

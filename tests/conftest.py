@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -60,6 +61,17 @@ def tiny_data_dir(tmp_path_factory) -> str:
     with open(os.path.join(root, CORRUPT_CLIP), "wb") as f:
         f.write(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
     return root
+
+
+@pytest.fixture
+def lists_elsewhere(tiny_data_dir, tmp_path) -> tuple[str, str]:
+    """A copy of the tiny tree whose list files moved to a folder of their own: ``(data, lists)``."""
+    data, lists = str(tmp_path / "data"), str(tmp_path / "lists")
+    shutil.copytree(tiny_data_dir, data)
+    os.makedirs(lists)
+    for name in ("validation_list.txt", "testing_list.txt"):
+        shutil.move(os.path.join(data, name), os.path.join(lists, name))
+    return data, lists
 
 
 @pytest.fixture(scope="session")

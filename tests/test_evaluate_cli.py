@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -126,14 +125,10 @@ def test_transcribe_plot_without_matplotlib_is_one_line(tiny_models_dir, tiny_da
     assert "matplotlib" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_lists_from_another_folder_score_the_same_clips(tiny_models_dir, tiny_data_dir, tmp_path):
+def test_lists_from_another_folder_score_the_same_clips(tiny_models_dir, tiny_data_dir, lists_elsewhere, tmp_path):
     """--lists-dir: a data folder whose list files live elsewhere is scored on the clips those lists name
     (the same word clips as with the lists in place), and results.json names the list folder."""
-    data, lists = str(tmp_path / "data"), str(tmp_path / "lists")
-    shutil.copytree(tiny_data_dir, data)
-    os.makedirs(lists)
-    for name in ("validation_list.txt", "testing_list.txt"):
-        shutil.move(os.path.join(data, name), os.path.join(lists, name))
+    data, lists = lists_elsewhere
     runs = {}
     for label, args in (("in place", ["--data-dir", tiny_data_dir]), ("elsewhere", ["--data-dir", data, "--lists-dir", lists])):
         out = str(tmp_path / label.replace(" ", "_"))

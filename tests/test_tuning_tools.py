@@ -315,16 +315,12 @@ def test_tune_decoder_on_a_fold_records_the_fold(models, tiny_data_dir, capsys):
     assert _sidecar(models, "words")["thresholds"]["decoder_tuning"]["split"] == f"validation fold {k}/2"
 
 
-def test_lists_from_another_folder_give_the_training_splits(models, tiny_data_dir, tmp_path, capsys):
+def test_lists_from_another_folder_give_the_training_splits(models, tiny_data_dir, lists_elsewhere, capsys):
     """--lists-dir: a data folder whose list files live elsewhere gives the same splits as with them in
     place (without the option it falls back to the hash split), and the tuning record names the lists."""
     from kws_tf.evaluate.streams import split_bank
 
-    data, lists = str(tmp_path / "data"), str(tmp_path / "lists")
-    shutil.copytree(tiny_data_dir, data)
-    os.makedirs(lists)
-    for name in ("validation_list.txt", "testing_list.txt"):
-        shutil.move(os.path.join(data, name), os.path.join(lists, name))
+    data, lists = lists_elsewhere
     want = split_bank(tiny_data_dir, "test")
     got = split_bank(data, "test", lists_dir=lists)
     assert len(want.words) > 0 and sorted(map(str, got.words)) == sorted(map(str, want.words))
