@@ -13,7 +13,12 @@ class UsageError(Exception):
 
 
 class UsageParser(argparse.ArgumentParser):
-    """argparse that exits with 1 on usage errors (2 means "some files failed" in transcribe)."""
+    """argparse that exits with 1 on usage errors (2 means "some files failed" in transcribe) and takes
+    options only by their full names (a mistyped ``--mode X`` is an error, not ``--models X``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:
         self.print_usage(sys.stderr)

@@ -106,6 +106,9 @@ def test_usage_errors_exit_1_without_traceback(clips, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "model.json: not found" in err and "Traceback" not in err
     assert transcribe.main(["--format", "xml", str(clips / "a.wav")]) == 1
+    # options by full name only: "--mode" is not taken for "--models"
+    assert transcribe.main(["--mode", str(tmp_path), str(clips / "a.wav")]) == 1
+    assert "unrecognized arguments: --mode" in capsys.readouterr().err
     assert transcribe.main([]) == 1
     assert transcribe.main(["--help"]) == 0
     capsys.readouterr()

@@ -117,6 +117,12 @@ def test_bad_fold_is_a_usage_error(tmp_path):
     assert "argument --fold: '6/5': a fold K/N needs N >= 2 and 1 <= K <= N" in proc.stderr
 
 
+def test_options_by_full_name_only(tmp_path):
+    tree = write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1)
+    proc = run_cli("--data", tree)  # not taken for --data-dir
+    assert proc.returncode == 2 and "unrecognized arguments: --data" in proc.stderr
+
+
 def test_no_data_dir_says_how_to_get_data(tmp_path):
     env = {**os.environ, "KWS_TF_DATA_DIR": ""}
     proc = subprocess.run([sys.executable, "-m", "kws_tf.train"], capture_output=True, text=True, cwd=tmp_path, env={**env, "PYTHONPATH": ROOT}, timeout=120)

@@ -118,7 +118,7 @@ def dist_size_mb(names: tuple[str, ...]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     p.add_argument("--models", default=None)
     p.add_argument("--clip", help="a WAV to use (cut or looped to 10 s); default: synthetic")
     p.add_argument("--repeats", type=int, default=5)

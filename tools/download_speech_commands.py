@@ -39,7 +39,7 @@ def download(url: str, dest: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("--version", choices=sorted(URLS), default="0.01")
     p.add_argument("--out", help="target folder (default: data/speech_commands_vVERSION)")
     args = p.parse_args(argv)

@@ -45,7 +45,7 @@ def peak_scores(model: TFLiteModel, bank, features, keyword: str, clip_s: float,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--lists-dir", help=LISTS_HELP)

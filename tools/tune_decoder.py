@@ -49,7 +49,7 @@ def cached(runner):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0].replace("\n", " "))
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--split", default="validation")

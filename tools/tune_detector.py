@@ -149,7 +149,7 @@ def half_check(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", help="the data set to build the stream from (not needed with --traces)")
     p.add_argument("--split", default="validation")

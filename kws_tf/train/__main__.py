@@ -40,7 +40,7 @@ def default_data_dir() -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m kws_tf.train", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m kws_tf.train", allow_abbrev=False, description=__doc__)
     p.add_argument("--data-dir", help=f"Speech Commands folder (default: $KWS_TF_DATA_DIR, else the first of {', '.join(DEFAULT_DATA_DIRS)})")
     p.add_argument("--task", choices=("kws", "words", "both"), default="both")
     p.add_argument("--keyword", default="stop", help="keyword for the keyword spotter (default: stop)")

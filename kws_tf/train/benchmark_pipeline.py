@@ -39,7 +39,7 @@ def step_rate(model, x, y, batch_size: int, n: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", required=True)
     p.add_argument("--preset", default="default")
     p.add_argument("--batches", type=int, default=20)
