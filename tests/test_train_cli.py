@@ -108,6 +108,7 @@ def test_bad_inputs_get_one_line_errors(tmp_path):
     assert "bad --set" in one_line_error(run_cli("--data-dir", tree, "--set", "kws.nonsense=1"))
     assert "confusable_prob must be within 0..1" in one_line_error(run_cli("--data-dir", tree, "--set", "kws_data.confusable_prob=2"))
     assert "neighbour_prob must be within 0..1" in one_line_error(run_cli("--data-dir", tree, "--set", "word_data.neighbour_prob=1.5"))
+    assert "synthetic_taper_clips must be >= 0" in one_line_error(run_cli("--data-dir", tree, "--set", "words.synthetic_taper_clips=-1"))
 
 
 def test_bad_fold_is_a_usage_error(tmp_path):
@@ -181,15 +182,17 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
 
 def test_a_word_the_data_lacks_trains_from_synthetic_clips(tmp_path):
     """--words with a word that only --synthetic-dir has (e.g. made by kws_tf.train.synth): it trains
-    (here with mixup on), and the synthetic clips only ever serve training."""
+    (here with mixup and the synthetic taper on), and the synthetic clips only ever serve training."""
     pytest.importorskip("tensorflow")
-    tree = write_tree(str(tmp_path / "tree"), words=("stop", "yes", "no"), speakers=3, per_speaker=1)
+    tree = write_tree(str(tmp_path / "tree"), words=("stop", "yes", "no"), speakers=4, per_speaker=1)  # 2 train clips a word
     synth = write_tree(str(tmp_path / "synth"), words=("left",), speakers=4, per_speaker=1, lists=False, seed=5)
     out = tmp_path / "out"
     proc = run_cli("--data-dir", tree, "--synthetic-dir", synth, "--preset", "tiny", "--task", "words", "--words", "yes", "no", "left",
-                   "--out", str(out), "--run-dir", str(tmp_path / "run"), "--quiet", "--set", "words.mixup_alpha=0.2")
+                   "--out", str(out), "--run-dir", str(tmp_path / "run"), "--quiet", "--set", "words.mixup_alpha=0.2", "--set", "words.synthetic_taper_clips=1")
     assert proc.returncode == 0, proc.stderr
     sidecar = load_sidecar(str(out), "words")
+    # taper 1: a word with n > 1 real train clips draws a synthetic one with 0.5 / n (it has none here, so never)
+    assert sidecar["data"]["synthetic_weight_per_word"] == {"yes": 0.25, "no": 0.25, "left": 0.5}
     assert sidecar["training"]["recipe"]["words"]["mixup_alpha"] == 0.2  # --set overrides are part of the record
     assert sidecar["labels"] == ["yes", "no", "left", "_silence_"]
     assert sidecar["data"]["synthetic_clips"] == 4

@@ -11,7 +11,7 @@ tf = pytest.importorskip("tensorflow")
 from kws_tf.config import FeatureConfig, KwsConfig, WordConfig  # noqa: E402
 from kws_tf.train.augment import NoiseBank, edge_fragment, freq_mask, frequency_warp, mix_at_snr, reverberate, rms, speed_perturb, synthetic_rir, time_shift  # noqa: E402
 from kws_tf.train.kws_data import _group_picker, _timeline, group_probs, kws_dataset  # noqa: E402
-from kws_tf.train.word_data import mixup, mixup_batches, word_train_dataset  # noqa: E402
+from kws_tf.train.word_data import mixup, mixup_batches, synthetic_weights, word_train_dataset  # noqa: E402
 
 FEATS = FeatureConfig()
 RNG = np.random.default_rng(0)
@@ -52,6 +52,30 @@ def test_word_pipeline_class_power_draws_words_by_their_clip_counts():
     counts = np.bincount(y, minlength=4)
     assert counts[3] == 0 and 6 * counts[1] < counts[0] and 6 * counts[2] < counts[0] and counts[1] + counts[2] > 0
     np.testing.assert_array_equal(next(iter(make()))[1].numpy(), y[:64])
+
+
+def test_synthetic_taper_lowers_the_weight_only_for_words_with_many_real_clips():
+    np.testing.assert_array_equal(synthetic_weights(np.array([8, 200]), 0.5), [0.5, 0.5])  # taper off
+    w = synthetic_weights(np.array([0, 8, 25, 50, 200]), 0.5, taper_clips=25)
+    np.testing.assert_allclose(w, [0.5, 0.5, 0.5, 0.25, 0.0625])
+
+
+def test_word_pipeline_draws_synthetic_clips_with_each_words_weight():
+    """Real clips are tones, synthetic ones silent: with per-word weights 0 and 1, word 0's examples are all
+    real and word 1's all synthetic; a list of equal weights draws exactly as the one number does."""
+    audio = np.concatenate([burst_clips(4, 0.2, 0.6), np.zeros((4, 16000), np.int16)])
+    labels, synth = np.array([0, 0, 1, 1] * 2, np.int32), np.array([False] * 4 + [True] * 4)
+    word = WordConfig(noise_prob=0.0, specaugment=False, silence_fraction=0.0)
+    make = lambda w: word_train_dataset(audio, labels, synth, n_words=2, noise=NOISE, features=FEATS, word=word, batch_size=32, seed=4,
+                                        synthetic_weight=w)
+    x, y = next(iter(make(np.array([0.0, 1.0], np.float32))))
+    loud = x.numpy().max(axis=(1, 2)) > -5.0  # log-mel of a tone against all-zero audio
+    y = y.numpy()
+    assert (y == 0).any() and (y == 1).any()
+    assert loud[y == 0].all() and not loud[y == 1].any()
+    (a, ya), (b, yb) = next(iter(make(0.5))), next(iter(make(np.array([0.5, 0.5], np.float32))))
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(ya.numpy(), yb.numpy())
 
 
 def test_mixup_blends_features_and_labels_with_one_weight():

@@ -49,6 +49,9 @@ class WordTrainConfig:
     lr_schedule: str = "constant"  # or "cosine" (decay to 1 % over all epochs)
     patience: int = 8
     synthetic_weight: float = 0.5
+    # > 0: a word with more real training clips than this draws synthetic ones less often, in proportion
+    # (synthetic_weight * synthetic_taper_clips / real clips); 0: every word uses synthetic_weight.
+    synthetic_taper_clips: int = 0
     # Mixup (Zhang et al. 2018) on the log-mel batches: each example is blended with another of its
     # batch, weight ~ Beta(alpha, alpha), and so are the one-hot labels. 0 turns it off.
     mixup_alpha: float = 0.0
@@ -56,6 +59,8 @@ class WordTrainConfig:
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
+        if self.synthetic_taper_clips < 0:
+            raise ValueError(f"synthetic_taper_clips must be >= 0 (0 turns the taper off), not {self.synthetic_taper_clips}")
         if self.mixup_alpha < 0:
             raise ValueError(f"mixup_alpha must be >= 0 (0 turns mixup off), not {self.mixup_alpha}")
 

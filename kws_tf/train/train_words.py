@@ -17,7 +17,7 @@ from kws_tf.train.fitting import adam, fit
 from kws_tf.train.models import build_word_model
 from kws_tf.train.plots import plot_confusion, plot_curves
 from kws_tf.train.presets import Preset
-from kws_tf.train.word_data import mixup_batches, word_eval_arrays, word_train_dataset
+from kws_tf.train.word_data import mixup_batches, synthetic_weights, word_eval_arrays, word_train_dataset
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,9 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
     audio = np.concatenate([train.audio, synth.audio])
     y = np.array([label_of[c.word] for c in train.clips + synth.clips], np.int32)
     is_synth = np.concatenate([np.zeros(len(train.clips), bool), np.ones(len(synth.clips), bool)])
+    synth_weight = synthetic_weights(np.bincount(y[~is_synth], minlength=len(words)), tcfg.synthetic_weight, tcfg.synthetic_taper_clips)
     plain_ds = word_train_dataset(audio, y, is_synth, n_words=len(words), noise=noise, features=feats, word=wcfg,
-                                  batch_size=tcfg.batch_size, seed=seed, synthetic_weight=tcfg.synthetic_weight)
+                                  batch_size=tcfg.batch_size, seed=seed, synthetic_weight=synth_weight)
     train_ds = mixup_batches(plain_ds, n_classes=len(labels), alpha=tcfg.mixup_alpha, seed=seed) if tcfg.mixup_alpha > 0 else plain_ds
     n_sil = max(4, len(val.clips) // len(words))
     scored = {}  # split -> (features, labels): validation, and test unless score_test is off
@@ -122,7 +123,9 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
             "recipe": {"word_data": to_dict(wcfg), "words": to_dict(tcfg)},
         },
         "data": {"index": index.summary(), "train_clips": len(train.clips), "synthetic_clips": len(synth.clips),
-                 "synthetic_weight": tcfg.synthetic_weight, "skipped_unreadable": len(train.failed + synth.failed + val.failed + test.failed) + len(noise_failed)},
+                 "synthetic_weight": tcfg.synthetic_weight,
+                 "synthetic_weight_per_word": {w: round(float(v), 4) for w, v in zip(words, synth_weight)} if tcfg.synthetic_taper_clips else None,
+                 "skipped_unreadable": len(train.failed + synth.failed + val.failed + test.failed) + len(noise_failed)},
     }
     probe = x_val if len(x_val) else pipeline_x
     rng = np.random.default_rng(seed)

@@ -22,6 +22,16 @@ def class_tables(labels: np.ndarray, mask: np.ndarray, n_classes: int) -> tuple[
     return tf.constant(flat), tf.constant(starts), tf.constant(counts)
 
 
+def synthetic_weights(real_counts: np.ndarray, weight: float, taper_clips: int = 0) -> np.ndarray:
+    """Per-class probability of drawing a synthetic clip when a class has both kinds: ``weight`` for
+    every class, or with ``taper_clips`` M > 0, ``weight * M / n`` for a class with n > M real clips, so
+    words with many real clips lean on them (a class with <= M real clips keeps ``weight``)."""
+    n = np.asarray(real_counts, np.float64)
+    if taper_clips <= 0:
+        return np.full(n.shape, weight, np.float32)
+    return (weight * np.minimum(1.0, taper_clips / np.maximum(n, 1.0))).astype(np.float32)
+
+
 def word_train_dataset(
     audio: np.ndarray,
     labels: np.ndarray,
@@ -33,18 +43,20 @@ def word_train_dataset(
     word: WordConfig,
     batch_size: int,
     seed: int,
-    synthetic_weight: float = 0.5,
+    synthetic_weight: float | np.ndarray = 0.5,
 ) -> tf.data.Dataset:
     """Endless, seeded batches of ``((B, frames, n_mels) float32, (B,) int32)``.
 
     Classes are drawn uniformly (the data is very uneven), or with ``word.class_power`` p > 0 in
     proportion to (clips of the class)^p, plus ``_silence_`` (label ``n_words``) with probability
     ``word.silence_fraction``. Within a class a synthetic clip is drawn with
-    probability ``synthetic_weight`` when the class has both kinds.
+    probability ``synthetic_weight`` (one number, or one per class: ``synthetic_weights``) when the class
+    has both kinds.
     """
     audio_t = tf.constant(audio)  # (N, samples) int16
     real = class_tables(labels, ~is_synthetic, n_words)
     synth = class_tables(labels, is_synthetic, n_words)
+    synth_weight = tf.constant(np.broadcast_to(np.asarray(synthetic_weight, np.float32), (n_words,)))
     n_samples = audio.shape[1]
     clips = real[2].numpy().astype(np.float64) + synth[2].numpy()
     class_logits = tf.constant([word.class_power * np.log(np.maximum(clips, 1.0))], tf.float32)  # (1, n_words)
@@ -67,7 +79,7 @@ def word_train_dataset(
             cls = tf.cast(tf.random.stateless_categorical(class_logits, 1, s[1])[0, 0], tf.int32)
         else:  # the same draws as before the option existed
             cls = tf.random.stateless_uniform((), s[1], 0, n_words, dtype=tf.int32)
-        use_synth = (synth[2][cls] > 0) & ((real[2][cls] == 0) | (tf.random.stateless_uniform((), s[2]) < synthetic_weight))
+        use_synth = (synth[2][cls] > 0) & ((real[2][cls] == 0) | (tf.random.stateless_uniform((), s[2]) < synth_weight[cls]))
         idx = tf.where(use_synth, pick(synth, cls, s[3]), pick(real, cls, s[3]))
         x = tf.cast(audio_t[idx], tf.float32) / 32768.0
         gain = tf.pow(10.0, tf.random.stateless_uniform((), s[4], *word.gain_db) / 20.0)
