@@ -191,7 +191,8 @@ def test_a_word_the_data_lacks_trains_from_synthetic_clips(tmp_path):
                    "--out", str(out), "--run-dir", str(tmp_path / "run"), "--quiet", "--set", "words.mixup_alpha=0.2", "--set", "words.synthetic_taper_clips=1")
     assert proc.returncode == 0, proc.stderr
     sidecar = load_sidecar(str(out), "words")
-    # taper 1: a word with n > 1 real train clips draws a synthetic one with 0.5 / n (it has none here, so never)
+    # taper 1: a word with n > 1 real train clips would draw a synthetic one with 0.5 / n (yes and no have no
+    # synthetic clips here, so their weights are only recorded; left has no real clips and keeps 0.5)
     assert sidecar["data"]["synthetic_weight_per_word"] == {"yes": 0.25, "no": 0.25, "left": 0.5}
     assert sidecar["training"]["recipe"]["words"]["mixup_alpha"] == 0.2  # --set overrides are part of the record
     assert sidecar["labels"] == ["yes", "no", "left", "_silence_"]
