@@ -305,6 +305,30 @@ def _small_decoder_tool():
     return tool
 
 
+def test_tune_decoder_pools_seeds_and_scores_the_current_setting(models, tiny_data_dir, capsys):
+    """--seed A B pools both seeds' sentences (and records the seeds); --current scores only the sidecar's setting
+    on the same sentences, leaves the sidecar as it was and cannot be combined with --write."""
+    tool = _small_decoder_tool()
+    assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--sentences", "2",
+                      "--seed", "1", "2", "--write"]) == 0
+    out = capsys.readouterr().out
+    assert "test split: 6 sentences (seeds 1 2;" in out and out.count("  threshold ") == 1
+    tuning = _sidecar(models, "words")["thresholds"]["decoder_tuning"]
+    assert tuning["sentences"] == 6 and tuning["seed"] == [1, 2]
+
+    before = _sidecar(models, "words")
+    tool = _tool("tune_decoder")  # the whole grid, of which --current scores one setting
+    assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--sentences", "2",
+                      "--seed", "1", "2", "--current"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("  threshold ")]
+    assert len(rows) == 1 and rows[0].startswith("  threshold 0.4  smoothing 3  pause 1.5 s  max word 0.0 s  min windows 1: ")
+    assert "best:" not in out and _sidecar(models, "words") == before
+    with pytest.raises(SystemExit) as e:
+        tool.main(["--models", models, "--data-dir", tiny_data_dir, "--current", "--write"])
+    assert e.value.code == 2
+
+
 def test_tune_decoder_on_a_fold_records_the_fold(models, tiny_data_dir, capsys):
     from kws_tf.dataset import fold_of, index_speech_commands
 

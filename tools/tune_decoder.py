@@ -6,8 +6,12 @@ the keyword), and optionally write the best setting into the words sidecar. The 
 distinct window (cached), so each setting after the first costs a few seconds (180 settings on 150
 sentences: about 11 minutes, two runs side by side on 2 cores).
 
+One seed's 150 sentences hardly tell two word models behind the same gate apart (they differ by an error or
+two); ``--seed 1 2 3 4`` pools the sentences of several seeds, and ``--current`` scores only the setting in
+the sidecar (no grid; about a minute per 150 sentences), to compare packages as they are.
+
     python tools/tune_decoder.py --models saved_models --data-dir ../shared/speech_commands_subset \
-        [--split validation] [--sentences 100] [--write]
+        [--split validation] [--sentences 100] [--seed 1 [2 ...]] [--current | --write]
 """
 
 from __future__ import annotations
@@ -56,14 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lists-dir", help=LISTS_HELP)
     p.add_argument("--fold", type=fold_arg, metavar="K/N", help=FOLD_HELP)
     p.add_argument("--sentences", type=int, default=100, help="sentences with the keyword; half as many without")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, nargs="+", default=[1], help="sentence seeds; several pool their sentences (default: 1)")
     p.add_argument("--precision", default="float32")
-    p.add_argument("--write", action="store_true", help="store the best setting in MODELS/words/model.json")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="store the best setting in MODELS/words/model.json")
+    mode.add_argument("--current", action="store_true", help="score only the setting in MODELS/words/model.json (no grid)")
     args = p.parse_args(argv)
     split = split_label(args.split, args.fold, args.lists_dir)
 
     keyword, labels = vocabulary(args.models)
-    items = sentences(split_bank(args.data_dir, args.split, args.fold, args.lists_dir), keyword, set(labels), args.sentences, args.sentences // 2, args.seed)
+    bank = split_bank(args.data_dir, args.split, args.fold, args.lists_dir)
+    items = [s for seed in args.seed for s in sentences(bank, keyword, set(labels), args.sentences, args.sentences // 2, seed)]
     if not items:
         print(f"{args.data_dir}: the {split} split has no clips of the model's words", file=sys.stderr)
         return 1
@@ -72,9 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     tr.verifier_runner = cached(tr.verifier_runner) if tr.has_verifier else tr.word_runner
     base = tr.decoder_cfg
     n_ref = sum(len(s.reference) for s in items if s.has_keyword)
-    print(f"{split} split: {len(items)} sentences ({n_ref} reference words after the keyword); errors per reference word")
+    seeds = " ".join(map(str, args.seed))
+    print(f"{split} split: {len(items)} sentences (seed{'s' if len(args.seed) > 1 else ''} {seeds}; {n_ref} reference words "
+          "after the keyword); errors per reference word")
     best, closed = None, None
     grid = itertools.product(THRESHOLDS, SMOOTHING_WINDOWS, PAUSES_S, MAX_WORDS_S, MIN_WINDOWS)
+    if args.current:
+        grid = [(base.threshold, base.smoothing_windows, base.pause_s, base.max_word_s, base.min_windows)]
     for threshold, smoothing, pause, max_word, min_windows in grid:
         tr.decoder_cfg = dataclasses.replace(base, threshold=threshold, smoothing_windows=smoothing, pause_s=pause,
                                              max_word_s=max_word, min_windows=min_windows)
@@ -101,11 +112,14 @@ def main(argv: list[str] | None = None) -> int:
               f"(S {wer['substitutions']}  D {wer['deletions']}  I {wer['insertions']}  without keyword {stray})", flush=True)
         if best is None or rate < best[0] - 1e-12:
             best = (rate, tr.decoder_cfg)
+    if args.current:
+        return 0
     print(f"best: {to_dict(best[1])} ({best[0]:.3f} errors per reference word)")
     if args.write:
         sidecar = load_sidecar(args.models, "words")
         sidecar.setdefault("thresholds", {})["decoder"] = to_dict(best[1])
-        sidecar["thresholds"]["decoder_tuning"] = {"split": split, "sentences": len(items), "seed": args.seed,
+        sidecar["thresholds"]["decoder_tuning"] = {"split": split, "sentences": len(items),
+                                                   "seed": args.seed[0] if len(args.seed) == 1 else args.seed,
                                                    "errors_per_reference_word": round(best[0], 4)}
         save_sidecar(args.models, "words", {k: v for k, v in sidecar.items() if k not in ("format", "task")})
         print(f"wrote the decoder settings into {args.models}/words/model.json")
