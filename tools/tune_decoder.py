@@ -8,7 +8,7 @@ sentences: about 11 minutes, two runs side by side on 2 cores).
 
 One seed's 150 sentences hardly tell two word models behind the same gate apart (they differ by an error or
 two); ``--seed 1 2 3 4`` pools the sentences of several seeds, and ``--current`` scores only the setting in
-the sidecar (no grid; about a minute per 150 sentences), to compare packages as they are.
+the sidecar (no grid; under a minute per 150 sentences), to compare packages as they are.
 
     python tools/tune_decoder.py --models saved_models --data-dir ../shared/speech_commands_subset \
         [--split validation] [--sentences 100] [--seed 1 [2 ...]] [--current | --write]
