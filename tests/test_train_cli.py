@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -336,6 +337,22 @@ def test_seed_fixes_the_trained_weights(tiny_models_dir, tiny_data_dir, tmp_path
     reference = _model_output(tiny_models_dir)
     np.testing.assert_allclose(outputs[0], reference, atol=1e-5)
     assert np.abs(outputs[1] - reference).max() > 1e-3
+
+
+def test_a_kept_verifier_is_named_and_still_loads(tiny_models_dir, tiny_data_dir, tmp_path, capsys):
+    """Training into a folder that holds verifier/ (as saved_models/ does) keeps it, says so for each task
+    it exports, and the package loads with that verifier confirming the keyword."""
+    from kws_tf.runtime import Transcriber
+    from kws_tf.train.__main__ import main
+
+    out = tmp_path / "models"
+    shutil.copytree(os.path.join(tiny_models_dir, "words"), out / "verifier")
+    assert main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "both", "--words", *TINY_WORDS,
+                 "--out", str(out), "--run-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    for task in ("kws", "words"):
+        assert f"{task}: {out / 'verifier'}/ is kept and still confirms the keyword" in printed
+    assert (out / "verifier" / "model.json").exists() and Transcriber.from_dir(str(out)).has_verifier
 
 
 def test_no_test_leaves_the_test_split_unscored(tiny_models_dir, tiny_data_dir, tmp_path):

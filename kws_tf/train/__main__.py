@@ -186,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         data = shlex.quote(data_dir) + (f" --lists-dir {shlex.quote(args.lists_dir)}" if args.lists_dir else "")
         data += f" --fold {fold_text(args.fold)}" if args.fold else ""
         print(f"{task}: {NEXT_STEP[task].format(out=shlex.quote(args.out), data=data)}")
-        if task == "words" and has_verifier(args.out):
-            print(f"words: {os.path.join(args.out, VERIFIER)}/ is kept and still confirms the keyword; this word model "
-                  f"only transcribes (remove that folder to let it verify too)")
+        if has_verifier(args.out):  # e.g. the shipped package's: a new words/ or kws/ does not replace it
+            print(f"{task}: {os.path.join(args.out, VERIFIER)}/ is kept and still confirms the keyword, so "
+                  f"{os.path.join(args.out, 'words')}/ only transcribes (remove that folder to let it verify too, then "
+                  "tune the gate again)")
         for split, scores in summary["metrics"].items():  # one line per split, so the test line is easy to leave unread
             print(f"{task}: {split} split (Keras): {json.dumps(scores, default=str)[:400]}")
     return 0
