@@ -205,6 +205,6 @@ class DecoderConfig:
     min_windows: int = 1  # a run of fewer windows is not a word (noise, or the rest of a split)
     # A window whose loudest log-mel value is below this holds no word (about -70 dBFS of white noise;
     # real clips reach 1 or more): it counts as silence without running the word model. Training never
-    # shows the model digital silence or faint dither, and word models heard "two" in both (at -10, about
-    # -80 dBFS, the twenty-sixth session's word model still did in -80 dBFS dither).
+    # shows the model digital silence or white dither, and word models heard "two" in both (-80 dBFS dither
+    # reaches -10, the earlier setting).
     min_log_mel: float = -8.0
