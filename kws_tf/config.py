@@ -154,6 +154,9 @@ class WordConfig:
     # Which word each example is: 0 draws the words uniformly, whatever their clip counts; p > 0 draws
     # a word in proportion to (its real + synthetic clips)^p, so words with few clips are repeated less.
     class_power: float = 0.0
+    # This share of the word examples is the keyword (the others drawn as above), so a model meant to
+    # confirm the keyword for the gate (a verifier) hears it and its look-alikes more often. 0: off.
+    keyword_share: float = 0.0
     specaugment: bool = True
     freq_mask_bins: int = 6
     time_mask_frames: int = 10
@@ -161,7 +164,7 @@ class WordConfig:
     freq_warp: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("neighbour_prob", "neighbour_at_end", "reverb_prob", "noise_prob", "silence_fraction"):
+        for name in ("neighbour_prob", "neighbour_at_end", "reverb_prob", "noise_prob", "silence_fraction", "keyword_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, not {getattr(self, name)}")
         _check_freq_warp(self.freq_warp)

@@ -54,6 +54,26 @@ def test_word_pipeline_class_power_draws_words_by_their_clip_counts():
     np.testing.assert_array_equal(next(iter(make()))[1].numpy(), y[:64])
 
 
+def test_word_pipeline_keyword_share_draws_the_keyword_that_often_and_leaves_other_draws_alone():
+    """keyword_share 0.5 over 4 words: the keyword is about 0.5 + 0.5 / 4 of the examples (uniform: 1 / 4);
+    every example not switched to the keyword keeps the word, audio draws and all, of the pipeline without it."""
+    audio = burst_clips(8, 0.2, 0.6)
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3], np.int32)
+    make = lambda share: word_train_dataset(audio, labels, np.zeros(8, bool), n_words=4, noise=NOISE, features=FEATS,
+                                            word=WordConfig(keyword_share=share, silence_fraction=0.0), batch_size=64, seed=3,
+                                            keyword_class=2 if share else None)
+    y0 = np.concatenate([y.numpy() for _, y in make(0.0).take(8)])
+    y1 = np.concatenate([y.numpy() for _, y in make(0.5).take(8)])
+    assert abs(np.mean(y0 == 2) - 0.25) < 0.06
+    assert abs(np.mean(y1 == 2) - 0.625) < 0.06
+    assert (y1 != 2).any() and np.array_equal(y1[y1 != 2], y0[y1 != 2])
+    with pytest.raises(ValueError, match="keyword"):
+        word_train_dataset(audio, labels, np.zeros(8, bool), n_words=4, noise=NOISE, features=FEATS,
+                           word=WordConfig(keyword_share=0.5), batch_size=8, seed=3)
+    with pytest.raises(ValueError, match="keyword_share"):
+        WordConfig(keyword_share=1.5)
+
+
 def test_synthetic_taper_lowers_the_weight_only_for_words_with_many_real_clips():
     np.testing.assert_array_equal(synthetic_weights(np.array([8, 200]), 0.5), [0.5, 0.5])  # taper off
     w = synthetic_weights(np.array([0, 8, 25, 50, 200]), 0.5, taper_clips=25)

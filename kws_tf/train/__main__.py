@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             missing = [w for w in words if w not in have]
             if missing:
                 check_vocabulary(index, missing)
+            if preset.word_data.keyword_share > 0 and args.keyword not in words:
+                raise PresetError(f"word_data.keyword_share={preset.word_data.keyword_share} needs the keyword '{args.keyword}' among --words; "
+                                  "add it or set word_data.keyword_share=0")
         if args.task in ("kws", "both") and not any(c.word == args.keyword for ix in filter(None, (index, synthetic)) for c in ix.clips):
             raise DataError(f"{data_dir}: no clips of the keyword '{args.keyword}'; pick another --keyword or synthesize it (python -m kws_tf.train.synth)")
     except (DataError, PresetError) as exc:

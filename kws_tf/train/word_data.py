@@ -44,15 +44,19 @@ def word_train_dataset(
     batch_size: int,
     seed: int,
     synthetic_weight: float | np.ndarray = 0.5,
+    keyword_class: int | None = None,
 ) -> tf.data.Dataset:
     """Endless, seeded batches of ``((B, frames, n_mels) float32, (B,) int32)``.
 
     Classes are drawn uniformly (the data is very uneven), or with ``word.class_power`` p > 0 in
     proportion to (clips of the class)^p, plus ``_silence_`` (label ``n_words``) with probability
-    ``word.silence_fraction``. Within a class a synthetic clip is drawn with
+    ``word.silence_fraction``; with ``word.keyword_share`` s > 0, a word example is ``keyword_class``
+    with probability s, else drawn as above. Within a class a synthetic clip is drawn with
     probability ``synthetic_weight`` (one number, or one per class: ``synthetic_weights``) when the class
     has both kinds.
     """
+    if word.keyword_share > 0 and keyword_class is None:
+        raise ValueError("word_data.keyword_share needs the keyword among the words")
     audio_t = tf.constant(audio)  # (N, samples) int16
     real = class_tables(labels, ~is_synthetic, n_words)
     synth = class_tables(labels, is_synthetic, n_words)
@@ -79,6 +83,9 @@ def word_train_dataset(
             cls = tf.cast(tf.random.stateless_categorical(class_logits, 1, s[1])[0, 0], tf.int32)
         else:  # the same draws as before the option existed
             cls = tf.random.stateless_uniform((), s[1], 0, n_words, dtype=tf.int32)
+        if word.keyword_share > 0:  # a draw of its own, so the other draws stay as without the option
+            boost = tf.random.stateless_uniform((), tf.random.experimental.stateless_split(s[1], 2)[1]) < word.keyword_share
+            cls = tf.where(boost, keyword_class, cls)
         use_synth = (synth[2][cls] > 0) & ((real[2][cls] == 0) | (tf.random.stateless_uniform((), s[2]) < synth_weight[cls]))
         idx = tf.where(use_synth, pick(synth, cls, s[3]), pick(real, cls, s[3]))
         x = tf.cast(audio_t[idx], tf.float32) / 32768.0
