@@ -143,6 +143,10 @@ class WordConfig:
     reverb_rt60_s: tuple[float, float] = (0.15, 0.8)
     reverb_drr_db: tuple[float, float] = (-3.0, 12.0)
     silence_fraction: float = 0.06
+    # A _silence_ example is background noise at a level drawn from this range (dB against unit RMS).
+    # Below about -70 dB the log-mel frames approach the floor (digital silence: -13.8 everywhere), which
+    # a muted microphone or a padded file gives; the default keeps the original range.
+    silence_db: tuple[float, float] = (-70.0, -20.0)
     # Neighbouring words: this share of the word examples gets the edge of another clip's word (any word)
     # at its start or its end, reaching neighbour_overlap_s into the 1 s window at neighbour_gain_db against
     # the example's level; the label stays the example's word. The runtime's windows slide over running
@@ -168,6 +172,8 @@ class WordConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, not {getattr(self, name)}")
         _check_freq_warp(self.freq_warp)
+        if not self.silence_db[0] <= self.silence_db[1]:
+            raise ValueError(f"silence_db must be a range low..high in dB, not {list(self.silence_db)}")
 
     def clip_samples(self, features: FeatureConfig) -> int:
         return int(round(self.clip_s * features.sample_rate_hz))

@@ -74,6 +74,21 @@ def test_word_pipeline_keyword_share_draws_the_keyword_that_often_and_leaves_oth
         WordConfig(keyword_share=1.5)
 
 
+def test_word_pipeline_draws_silence_levels_from_silence_db():
+    """All-silence batches: the default range keeps the noise audible in the log-mel (over -9, the level of
+    -80 dB white noise), a range at -110..-100 dB leaves every frame near the floor of digital silence (-13.8)."""
+    audio = burst_clips(4, 0.2, 0.6)
+    make = lambda **kw: word_train_dataset(audio, np.array([0, 0, 1, 1], np.int32), np.zeros(4, bool), n_words=2, noise=NOISE,
+                                           features=FEATS, word=WordConfig(silence_fraction=1.0, specaugment=False, **kw),
+                                           batch_size=32, seed=5)
+    (x0, y0), (x1, y1) = next(iter(make())), next(iter(make(silence_db=(-110.0, -100.0))))
+    assert (y0.numpy() == 2).all() and (y1.numpy() == 2).all()
+    assert x0.numpy().max(axis=(1, 2)).min() > -9.0
+    assert x1.numpy().max() < -12.5
+    with pytest.raises(ValueError, match="silence_db"):
+        WordConfig(silence_db=(-20.0, -70.0))
+
+
 def test_synthetic_taper_lowers_the_weight_only_for_words_with_many_real_clips():
     np.testing.assert_array_equal(synthetic_weights(np.array([8, 200]), 0.5), [0.5, 0.5])  # taper off
     w = synthetic_weights(np.array([0, 8, 25, 50, 200]), 0.5, taper_clips=25)

@@ -110,7 +110,7 @@ def word_train_dataset(
         add_noise = tf.random.stateless_uniform((), s[8]) < word.noise_prob
         snr = tf.random.stateless_uniform((), s[9], *word.snr_db)
         x = tf.where(add_noise, mix_at_snr(x, noise_unit, snr), x)
-        level = tf.pow(10.0, tf.random.stateless_uniform((), s[9], -70.0, -20.0) / 20.0)
+        level = tf.pow(10.0, tf.random.stateless_uniform((), s[9], *word.silence_db) / 20.0)
         x = tf.where(silence, noise_unit * level, x)
         return x, tf.where(silence, n_words, cls), i
 
