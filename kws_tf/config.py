@@ -38,6 +38,9 @@ class FeatureConfig:
     fmin_hz: float = 20.0
     fmax_hz: float = 7600.0
     log_floor: float = 1e-6
+    # Subtract each frame's mean before the window (Kaldi's remove_dc_offset): a microphone's DC offset
+    # then leaves no trace in the features. Off in sidecars written before the option existed.
+    remove_dc: bool = False
 
     @property
     def window_samples(self) -> int:

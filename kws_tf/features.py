@@ -56,6 +56,8 @@ def log_mel(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     if n_frames == 0:
         return np.zeros((0, cfg.n_mels), np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(audio, cfg.window_samples)[:: cfg.hop_samples][:n_frames]
+    if cfg.remove_dc:
+        frames = frames - frames.mean(axis=-1, keepdims=True)
     spectrum = np.fft.rfft(frames * hann_window(cfg.window_samples), n=cfg.fft_size)
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
     return np.log(power @ mel_matrix(cfg) + np.float32(cfg.log_floor)).astype(np.float32)

@@ -17,6 +17,16 @@ def test_shapes_and_frame_count():
     assert log_mel(np.zeros(100, np.float32), cfg).shape == (0, 40)
 
 
+def test_remove_dc_takes_a_constant_offset_out_of_the_features():
+    """With remove_dc a DC offset leaves the floor of digital silence, and speech-band content keeps its features."""
+    on, off = FeatureConfig(remove_dc=True), FeatureConfig()
+    dc = np.full(16000, 0.05, np.float32)
+    np.testing.assert_allclose(log_mel(dc, on), np.log(on.log_floor), rtol=1e-5)
+    assert log_mel(dc, off).max() > 0.0  # without it the offset leaks into the lowest mel bins
+    tone = (0.1 * np.sin(2 * np.pi * 1000 * np.arange(16000) / 16000)).astype(np.float32)
+    np.testing.assert_allclose(log_mel(tone + 0.05, on), log_mel(tone, off), atol=0.05)
+
+
 def test_silence_is_log_floor():
     cfg = FeatureConfig()
     np.testing.assert_allclose(log_mel(np.zeros(1000, np.float32), cfg), np.log(cfg.log_floor), rtol=1e-6)
@@ -31,13 +41,14 @@ def test_streaming_equals_whole(block):
     np.testing.assert_allclose(frames, log_mel(audio, cfg), atol=1e-4)
 
 
-def test_tensorflow_twin_matches_numpy():
+@pytest.mark.parametrize("remove_dc", [False, True])
+def test_tensorflow_twin_matches_numpy(remove_dc):
     tf = pytest.importorskip("tensorflow")
     from kws_tf.train.features_tf import log_mel_tf
 
-    cfg = FeatureConfig()
+    cfg = FeatureConfig(remove_dc=remove_dc)
     rng = np.random.default_rng(1)
-    audio = (rng.standard_normal((3, 16000)) * [[0.3], [0.001], [0.05]]).astype(np.float32)
+    audio = (rng.standard_normal((3, 16000)) * [[0.3], [0.001], [0.05]] + [[0.0], [0.02], [0.0]]).astype(np.float32)
     audio[2, :8000] = 0
     ours = np.stack([log_mel(a, cfg) for a in audio])
     np.testing.assert_allclose(log_mel_tf(tf.constant(audio), cfg).numpy(), ours, atol=1e-4)
