@@ -32,10 +32,11 @@ def test_silence_is_log_floor():
     np.testing.assert_allclose(log_mel(np.zeros(1000, np.float32), cfg), np.log(cfg.log_floor), rtol=1e-6)
 
 
+@pytest.mark.parametrize("remove_dc", [False, True])
 @pytest.mark.parametrize("block", [1, 160, 999, 16000])
-def test_streaming_equals_whole(block):
-    cfg = FeatureConfig()
-    audio = np.random.default_rng(0).standard_normal(20000).astype(np.float32) * 0.1
+def test_streaming_equals_whole(block, remove_dc):
+    cfg = FeatureConfig(remove_dc=remove_dc)
+    audio = np.random.default_rng(0).standard_normal(20000).astype(np.float32) * 0.1 + 0.02
     stream = StreamingLogMel(cfg)
     frames = np.concatenate([stream.push(audio[i : i + block]) for i in range(0, len(audio), block)])
     np.testing.assert_allclose(frames, log_mel(audio, cfg), atol=1e-4)
