@@ -164,14 +164,17 @@ def test_cli_with_exported_models(tiny_models_dir, clips):
 @pytest.mark.parametrize("precision", ["float32", "int8"])
 def test_shipped_models_write_nothing_for_silence(precision):
     """Word training never shows the model digital silence, but a muted microphone or a padded file is
-    exactly that: the shipped package must stay quiet on zeros, a DC offset and faint dither, with the
-    keyword gate and without it (every 1 s window goes to the word model)."""
+    exactly that: the shipped package must stay quiet on zeros, a DC offset (small, and a large one with dither,
+    which made the word models write "no" before features.remove_dc) and faint dither, with the keyword gate and
+    without it (every 1 s window goes to the word model)."""
     shipped = os.path.join(REPO, "saved_models")
     if not os.path.exists(os.path.join(shipped, "kws", "model.json")):
         pytest.skip("no shipped models in saved_models/")
     n = 16000 * 20
     dither = (np.random.default_rng(0).standard_normal(n) * 1e-4).astype(np.float32)
-    for name, audio in (("zeros", np.zeros(n, np.float32)), ("dc", np.full(n, 0.01, np.float32)), ("dither", dither)):
+    cases = (("zeros", np.zeros(n, np.float32)), ("dc", np.full(n, 0.01, np.float32)), ("dither", dither),
+             ("large dc", 0.1 + dither))
+    for name, audio in cases:
         for mode in ("gated", "no_gate"):
             tr = Transcriber.from_dir(shipped, precision, mode=mode)
             peak = []
