@@ -23,19 +23,11 @@ def log_mel_tf(audio: tf.Tensor, cfg: FeatureConfig, warp: tf.Tensor | None = No
     Returns:
         ``(..., frames, n_mels)`` float32, equal to ``kws_tf.features.log_mel`` per signal.
     """
-    if cfg.remove_dc:  # tf.signal.stft spelled out, with each frame's mean taken off before the window
-        frames = tf.signal.frame(audio, cfg.window_samples, cfg.hop_samples, pad_end=False)
+    # tf.signal.stft spelled out (frame, window, rfft), so each frame's mean can come off before the window
+    frames = tf.signal.frame(audio, cfg.window_samples, cfg.hop_samples, pad_end=False)
+    if cfg.remove_dc:
         frames -= tf.reduce_mean(frames, axis=-1, keepdims=True)
-        stft = tf.signal.rfft(frames * tf.signal.hann_window(cfg.window_samples, periodic=True), [cfg.fft_size])
-    else:
-        stft = tf.signal.stft(
-            audio,
-            frame_length=cfg.window_samples,
-            frame_step=cfg.hop_samples,
-            fft_length=cfg.fft_size,
-            window_fn=lambda n, dtype: tf.signal.hann_window(n, periodic=True, dtype=dtype),
-            pad_end=False,
-        )
+    stft = tf.signal.rfft(frames * tf.signal.hann_window(cfg.window_samples, periodic=True), [cfg.fft_size])
     power = tf.math.square(tf.math.real(stft)) + tf.math.square(tf.math.imag(stft))
     if warp is not None:
         power = frequency_warp(power, warp)
