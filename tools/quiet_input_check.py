@@ -69,7 +69,7 @@ def run(args) -> int:
     if args.noise_dir:
         files = sorted(glob.glob(os.path.join(args.noise_dir, "*.wav")))
         if not files:
-            raise ModelDirError(f"{args.noise_dir}: no .wav files; pass a folder of noise recordings (e.g. DATA/_background_noise_)")
+            raise UsageError(f"{args.noise_dir}: no .wav files; pass a folder of noise recordings (e.g. DATA/_background_noise_)")
         for path in files:
             try:
                 x = read_audio(path)
