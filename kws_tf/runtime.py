@@ -105,6 +105,13 @@ class _FrameBuffer:
         return np.concatenate([np.full((pad, self.n_mels), self.silence, np.float32), part])
 
 
+
+def _feature_difference(ours: FeatureConfig, theirs: FeatureConfig) -> str:
+    """The fields two feature settings disagree on, for an error message: ``"remove_dc true against false"``."""
+    pairs = ((f.name, getattr(ours, f.name), getattr(theirs, f.name)) for f in dataclasses.fields(FeatureConfig))
+    show = lambda v: str(v).lower() if isinstance(v, bool) else str(v)
+    return ", ".join(f"{name} {show(a)} against {show(b)}" for name, a, b in pairs if a != b)
+
 class Transcriber:
     """Streaming keyword-gated transcription.
 
@@ -175,7 +182,9 @@ class Transcriber:
         try:
             features = from_dict(FeatureConfig, kws["features"])
             if from_dict(FeatureConfig, words["features"]) != features:
-                raise ModelDirError(f"{models_dir}: the keyword and word models use different features; export them together")
+                raise ModelDirError(f"{models_dir}: the keyword and word models use different features "
+                                    f"({_feature_difference(features, from_dict(FeatureConfig, words['features']))}); "
+                                    "export them together, or make the 'features' of kws/model.json and words/model.json agree")
             thresholds_kws, thresholds_words = kws.get("thresholds", {}), words.get("thresholds", {})
             detector = from_dict(DetectorConfig, thresholds_kws.get("detector", {}))
             decoder = from_dict(DecoderConfig, thresholds_words.get("decoder", {}))
@@ -193,14 +202,15 @@ class Transcriber:
         if has_verifier(models_dir):
             verifier = load_sidecar(models_dir, VERIFIER, task_in_file="words")
             try:
-                same = (from_dict(FeatureConfig, verifier["features"]) == features
-                        and int(verifier["input"]["frames"]) == int(words_in["frames"]))
+                verifier_features = from_dict(FeatureConfig, verifier["features"])
+                same = verifier_features == features and int(verifier["input"]["frames"]) == int(words_in["frames"])
                 verifier_labels = list(verifier["labels"])
             except (KeyError, TypeError) as exc:
                 raise ModelDirError(f"{sidecar_path(models_dir, VERIFIER)}: sidecar lacks {exc}; re-export the model") from None
             if not same:
+                differ = _feature_difference(features, verifier_features) or "input frames"
                 raise ModelDirError(f"{sidecar_path(models_dir, VERIFIER)}: the verifier's features or input differ from the "
-                                    "word model's; use a word model exported with the same preset")
+                                    f"word model's ({differ}); use a word model exported with the same preset")
             verifier_runner = TFLiteModel(model_file(models_dir, VERIFIER, verifier, precision), num_threads).run
         kws_model = TFLiteModel(model_file(models_dir, "kws", kws, precision), num_threads)
         word_model = TFLiteModel(model_file(models_dir, "words", words, precision), num_threads)

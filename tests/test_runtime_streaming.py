@@ -3,8 +3,10 @@ the TFLite wrapper on exported models (float32 and int8)."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -100,4 +102,20 @@ def test_unusable_model_folders_give_one_line_errors(tmp_path, tiny_models_dir):
         TFLiteModel(str(bad))
     with pytest.raises(ModelDirError, match="no float16 model"):
         Transcriber.from_dir(tiny_models_dir, precision="float16")
+
+    # A word model whose front end differs from the keyword model's (say, one trained with the presets dropped beside
+    # a keyword model whose sidecar switches remove_dc on): the error names the setting and both sidecars.
+    mixed = str(tmp_path / "mixed")
+    shutil.copytree(tiny_models_dir, mixed)
+    sidecar_file = os.path.join(mixed, "words", "model.json")
+    with open(sidecar_file, encoding="utf-8") as f:
+        sidecar = json.load(f)
+    sidecar["features"]["remove_dc"] = not sidecar["features"].get("remove_dc", False)
+    with open(sidecar_file, "w", encoding="utf-8") as f:
+        json.dump(sidecar, f)
+    with pytest.raises(ModelDirError) as e:
+        Transcriber.from_dir(mixed)
+    msg = str(e.value)
+    assert "remove_dc" in msg and "kws/model.json" in msg and "words/model.json" in msg and "\n" not in msg
+    assert "n_mels" not in msg  # only the settings that differ
     assert os.path.exists(os.path.join(tiny_models_dir, "kws", "model.json"))
