@@ -105,12 +105,12 @@ class _FrameBuffer:
         return np.concatenate([np.full((pad, self.n_mels), self.silence, np.float32), part])
 
 
-
 def _feature_difference(ours: FeatureConfig, theirs: FeatureConfig) -> str:
     """The fields two feature settings disagree on, for an error message: ``"remove_dc true against false"``."""
     pairs = ((f.name, getattr(ours, f.name), getattr(theirs, f.name)) for f in dataclasses.fields(FeatureConfig))
     show = lambda v: str(v).lower() if isinstance(v, bool) else str(v)
     return ", ".join(f"{name} {show(a)} against {show(b)}" for name, a, b in pairs if a != b)
+
 
 class Transcriber:
     """Streaming keyword-gated transcription.
@@ -180,10 +180,10 @@ class Transcriber:
         """
         kws, words = load_sidecar(models_dir, "kws"), load_sidecar(models_dir, "words")
         try:
-            features = from_dict(FeatureConfig, kws["features"])
-            if from_dict(FeatureConfig, words["features"]) != features:
+            features, word_features = from_dict(FeatureConfig, kws["features"]), from_dict(FeatureConfig, words["features"])
+            if word_features != features:
                 raise ModelDirError(f"{models_dir}: the keyword and word models use different features "
-                                    f"({_feature_difference(features, from_dict(FeatureConfig, words['features']))}); "
+                                    f"({_feature_difference(features, word_features)}); "
                                     "export them together, or make the 'features' of kws/model.json and words/model.json agree")
             thresholds_kws, thresholds_words = kws.get("thresholds", {}), words.get("thresholds", {})
             detector = from_dict(DetectorConfig, thresholds_kws.get("detector", {}))
