@@ -68,6 +68,13 @@ def _check_freq_warp(value: float) -> None:
         raise ValueError(f"freq_warp must be within 0..0.5 (a share of the frequency axis), not {value}")
 
 
+def feature_difference(ours: FeatureConfig, theirs: FeatureConfig) -> str:
+    """The fields two feature settings disagree on, for a message: ``"remove_dc true against false"``."""
+    pairs = ((f.name, getattr(ours, f.name), getattr(theirs, f.name)) for f in dataclasses.fields(FeatureConfig))
+    show = lambda v: str(v).lower() if isinstance(v, bool) else str(v)
+    return ", ".join(f"{name} {show(a)} against {show(b)}" for name, a, b in pairs if a != b)
+
+
 @dataclass(frozen=True)
 class KwsConfig:
     """Keyword clips and the frame labels of the keyword spotter."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws_tf.config import SILENCE_LABEL, DecoderConfig, DetectorConfig, FeatureConfig, from_dict
+from kws_tf.config import SILENCE_LABEL, DecoderConfig, DetectorConfig, FeatureConfig, feature_difference, from_dict
 from kws_tf.dataset import fit_length
 from kws_tf.decisions import (Event, KeywordDetector, KeywordEvent, UtteranceEnd, WordDecoder, WordEvent, clamp_event, is_word_label,
                                verify_score, verify_windows)
@@ -105,13 +105,6 @@ class _FrameBuffer:
         return np.concatenate([np.full((pad, self.n_mels), self.silence, np.float32), part])
 
 
-def _feature_difference(ours: FeatureConfig, theirs: FeatureConfig) -> str:
-    """The fields two feature settings disagree on, for an error message: ``"remove_dc true against false"``."""
-    pairs = ((f.name, getattr(ours, f.name), getattr(theirs, f.name)) for f in dataclasses.fields(FeatureConfig))
-    show = lambda v: str(v).lower() if isinstance(v, bool) else str(v)
-    return ", ".join(f"{name} {show(a)} against {show(b)}" for name, a, b in pairs if a != b)
-
-
 class Transcriber:
     """Streaming keyword-gated transcription.
 
@@ -183,7 +176,7 @@ class Transcriber:
             features, word_features = from_dict(FeatureConfig, kws["features"]), from_dict(FeatureConfig, words["features"])
             if word_features != features:
                 raise ModelDirError(f"{models_dir}: the keyword and word models use different features "
-                                    f"({_feature_difference(features, word_features)}); "
+                                    f"({feature_difference(features, word_features)}); "
                                     "export them together, or make the 'features' of kws/model.json and words/model.json agree")
             thresholds_kws, thresholds_words = kws.get("thresholds", {}), words.get("thresholds", {})
             detector = from_dict(DetectorConfig, thresholds_kws.get("detector", {}))
@@ -208,7 +201,7 @@ class Transcriber:
             except (KeyError, TypeError) as exc:
                 raise ModelDirError(f"{sidecar_path(models_dir, VERIFIER)}: sidecar lacks {exc}; re-export the model") from None
             if not same:
-                differ = _feature_difference(features, verifier_features) or "input frames"
+                differ = feature_difference(features, verifier_features) or "input frames"
                 raise ModelDirError(f"{sidecar_path(models_dir, VERIFIER)}: the verifier's features or input differ from the "
                                     f"word model's ({differ}); use a word model exported with the same preset")
             verifier_runner = TFLiteModel(model_file(models_dir, VERIFIER, verifier, precision), num_threads).run

@@ -354,7 +354,29 @@ def test_a_kept_verifier_is_named_and_still_loads(tiny_models_dir, tiny_data_dir
     printed = capsys.readouterr().out
     for task in ("kws", "words"):
         assert f"{task}: {out / 'verifier'}/ is kept and still confirms the keyword" in printed
+    assert "warning: its features differ" not in printed  # same preset, same features
     assert (out / "verifier" / "model.json").exists() and Transcriber.from_dir(str(out)).has_verifier
+
+
+def test_a_model_exported_beside_others_with_other_features_is_flagged(tiny_models_dir, tiny_data_dir, tmp_path, capsys):
+    """A keyword model trained into a folder whose word model runs another front end (as a preset-trained model
+    beside the shipped ones: remove_dc false against true) is exported, and the run says the folder will not
+    load until the features agree, naming the setting and the other folder; loading then fails as it says."""
+    from kws_tf.runtime import ModelDirError, Transcriber
+    from kws_tf.train.__main__ import main
+
+    out = tmp_path / "models"
+    shutil.copytree(os.path.join(tiny_models_dir, "words"), out / "words")
+    sidecar = json.loads((out / "words" / "model.json").read_text())
+    assert sidecar["features"]["remove_dc"] is False
+    sidecar["features"]["remove_dc"] = True
+    (out / "words" / "model.json").write_text(json.dumps(sidecar))
+    assert main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "kws", "--words", *TINY_WORDS,
+                 "--out", str(out), "--run-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert f"kws: warning: its features differ from {out / 'words'}/ (remove_dc false against true), so {out} will not load" in printed
+    with pytest.raises(ModelDirError, match="remove_dc false against true"):
+        Transcriber.from_dir(str(out))
 
 
 def test_no_test_leaves_the_test_split_unscored(tiny_models_dir, tiny_data_dir, tmp_path):

@@ -20,7 +20,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from kws_tf.cli import FOLD_HELP, LISTS_HELP, fold_arg  # noqa: E402
 from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, fold_text, index_speech_commands  # noqa: E402
-from kws_tf.sidecar import VERIFIER, has_verifier  # noqa: E402
+from kws_tf.config import FeatureConfig, feature_difference, from_dict  # noqa: E402
+from kws_tf.sidecar import VERIFIER, has_verifier, sidecar_path  # noqa: E402
 from kws_tf.train.presets import PresetError, available_presets, load_preset  # noqa: E402
 from kws_tf.train.run_lock import RunDirBusy, run_dir_lock  # noqa: E402
 
@@ -69,6 +70,22 @@ NEXT_STEP = {  # a fresh export carries its preset's run-time settings, not tune
     "words": "the sentence decoder has the preset's settings, not tuned for this model; tune them on validation speech "
              "(after the gate): python tools/tune_decoder.py --models {out} --data-dir {data} --write",
 }
+
+
+def _front_end_mismatches(out: str, task: str) -> list[str]:
+    """The other models in ``out`` whose features differ from the one just exported to ``out/task`` (the folder
+    will not load until they agree), each as ``"OUT/words/ (remove_dc false against true)"``."""
+    def features(folder: str) -> FeatureConfig | None:
+        try:
+            with open(sidecar_path(out, folder), encoding="utf-8") as f:
+                return from_dict(FeatureConfig, json.load(f)["features"])
+        except (OSError, ValueError, KeyError, TypeError):  # absent or unreadable: loading says what is wrong
+            return None
+
+    ours = features(task)
+    others = ((folder, features(folder)) for folder in ("kws", "words", VERIFIER) if folder != task)
+    return [f"{os.path.join(out, folder)}/ ({feature_difference(ours, theirs)})"
+            for folder, theirs in others if ours is not None and theirs is not None and theirs != ours]
 
 
 # What a resumed run must share with the interrupted one: what shapes its data and model. The number of
@@ -195,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
                   "tune the gate again)")
         for split, scores in summary["metrics"].items():  # one line per split, so the test line is easy to leave unread
             print(f"{task}: {split} split (Keras): {json.dumps(scores, default=str)[:400]}")
+    for task in tasks:  # once all are exported (with --task both the old words/ is replaced after kws/)
+        for mismatch in _front_end_mismatches(args.out, task):  # e.g. a preset-trained model beside the shipped ones
+            print(f"{task}: warning: its features differ from {mismatch}, so {args.out} will not load until they agree: "
+                  "train them with the same preset, or make the 'features' of their model.json files agree "
+                  "(README, \"Training\")")
     return 0
 
 
