@@ -21,7 +21,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 from kws_tf.cli import FOLD_HELP, LISTS_HELP, fold_arg  # noqa: E402
 from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, fold_text, index_speech_commands  # noqa: E402
 from kws_tf.config import FeatureConfig, feature_difference, from_dict  # noqa: E402
-from kws_tf.sidecar import VERIFIER, has_verifier, sidecar_path  # noqa: E402
+from kws_tf.sidecar import VERIFIER, ModelDirError, has_verifier, load_sidecar  # noqa: E402
 from kws_tf.train.presets import PresetError, available_presets, load_preset  # noqa: E402
 from kws_tf.train.run_lock import RunDirBusy, run_dir_lock  # noqa: E402
 
@@ -77,9 +77,9 @@ def _front_end_mismatches(out: str, task: str) -> list[str]:
     will not load until they agree), each as ``"OUT/words/ (remove_dc false against true)"``."""
     def features(folder: str) -> FeatureConfig | None:
         try:
-            with open(sidecar_path(out, folder), encoding="utf-8") as f:
-                return from_dict(FeatureConfig, json.load(f)["features"])
-        except (OSError, ValueError, KeyError, TypeError):  # absent or unreadable: loading says what is wrong
+            sidecar = load_sidecar(out, folder, task_in_file="words" if folder == VERIFIER else None)
+            return from_dict(FeatureConfig, sidecar["features"])
+        except (ModelDirError, ValueError, KeyError, TypeError):  # absent or unusable: loading says what is wrong
             return None
 
     ours = features(task)
