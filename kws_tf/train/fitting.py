@@ -13,14 +13,22 @@ import keras
 log = logging.getLogger(__name__)
 
 
-def adam(learning_rate: float, schedule: str, total_steps: int) -> keras.optimizers.Adam:
+def adam(learning_rate: float, schedule: str, total_steps: int, weight_decay: float = 0.0) -> keras.optimizers.Adam:
     """Adam with a constant rate, or ``"cosine"``: decaying from ``learning_rate`` to 1 % of it over
-    ``total_steps`` (the schedule follows the optimizer's step count, so a resumed run continues it)."""
+    ``total_steps`` (the schedule follows the optimizer's step count, so a resumed run continues it).
+    ``weight_decay`` > 0 makes it AdamW (decoupled weight decay, Loshchilov & Hutter 2019): each step shrinks
+    the kernels by ``weight_decay`` times the current rate; biases and batch-norm scales and offsets are left alone."""
     if schedule == "constant":
-        return keras.optimizers.Adam(learning_rate)
-    if schedule == "cosine":
-        return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps), alpha=0.01))
-    raise ValueError(f"unknown learning-rate schedule {schedule!r}; use 'constant' or 'cosine'")
+        rate = learning_rate
+    elif schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps), alpha=0.01)
+    else:
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}; use 'constant' or 'cosine'")
+    if weight_decay <= 0:
+        return keras.optimizers.Adam(rate)
+    optimizer = keras.optimizers.AdamW(rate, weight_decay=weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
 
 
 def backup_dir(run_dir: str) -> str:

@@ -29,6 +29,7 @@ class KwsTrainConfig:
     epochs: int = 20
     learning_rate: float = 1e-3
     lr_schedule: str = "constant"  # or "cosine" (decay to 1 % over all epochs)
+    weight_decay: float = 0.0  # > 0: AdamW, decoupled weight decay on the kernels (fitting.adam)
     patience: int = 5
     val_examples: int = 256
     max_negatives: int = 20000  # cap on other-word clips held in memory
@@ -36,6 +37,8 @@ class KwsTrainConfig:
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0 (0 turns it off), not {self.weight_decay}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class WordTrainConfig:
     epochs: int = 30
     learning_rate: float = 2e-3
     lr_schedule: str = "constant"  # or "cosine" (decay to 1 % over all epochs)
+    weight_decay: float = 0.0  # > 0: AdamW, decoupled weight decay on the kernels (fitting.adam)
     patience: int = 8
     synthetic_weight: float = 0.5
     # > 0: a word with more real training clips than this draws synthetic ones less often, in proportion
@@ -59,6 +63,8 @@ class WordTrainConfig:
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0 (0 turns it off), not {self.weight_decay}")
         if self.synthetic_taper_clips < 0:
             raise ValueError(f"synthetic_taper_clips must be >= 0 (0 turns the taper off), not {self.synthetic_taper_clips}")
         if self.mixup_alpha < 0:

@@ -104,7 +104,7 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
     model = build_kws_model(input_frames=kcfg.input_frames(feats), n_mels=feats.n_mels, conv_filters=tcfg.conv_filters,
                             conv_kernel_frames=kcfg.conv_kernel_frames, conv_stride_frames=kcfg.conv_stride_frames,
                             gru_units=tcfg.gru_units, dropout=tcfg.dropout, feature_mean=stats.mean(0), feature_variance=stats.var(0))
-    model.compile(optimizer=adam(tcfg.learning_rate, tcfg.lr_schedule, (epochs or tcfg.epochs) * tcfg.steps_per_epoch), loss="binary_crossentropy",
+    model.compile(optimizer=adam(tcfg.learning_rate, tcfg.lr_schedule, (epochs or tcfg.epochs) * tcfg.steps_per_epoch, tcfg.weight_decay), loss="binary_crossentropy",
                   metrics=[keras.metrics.Precision(name="precision"), keras.metrics.Recall(name="recall")])
     history, timer = fit(model, train_ds, (x_val, y_val), run_dir=run_dir, epochs=epochs or tcfg.epochs,
                          steps_per_epoch=tcfg.steps_per_epoch, monitor="val_loss", mode="min", patience=tcfg.patience, verbose=verbose)
