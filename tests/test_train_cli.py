@@ -379,6 +379,24 @@ def test_a_model_exported_beside_others_with_other_features_is_flagged(tiny_mode
         Transcriber.from_dir(str(out))
 
 
+def test_a_differing_verifier_is_flagged_once_for_both_new_models(tiny_models_dir, tiny_data_dir, tmp_path, capsys):
+    """With --task both, a kept verifier/ whose features differ from the two new models gets one warning naming
+    both, not one per model."""
+    from kws_tf.train.__main__ import main
+
+    out = tmp_path / "models"
+    shutil.copytree(os.path.join(tiny_models_dir, "words"), out / "verifier")
+    sidecar = json.loads((out / "verifier" / "model.json").read_text())
+    sidecar["features"]["remove_dc"] = True
+    (out / "verifier" / "model.json").write_text(json.dumps(sidecar))
+    assert main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "both", "--words", *TINY_WORDS,
+                 "--out", str(out), "--run-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if "warning:" in line]
+    assert warnings == [f"kws, words: warning: their features differ from {out / 'verifier'}/ (remove_dc false against true), "
+                        f"so {out} will not load until they agree: train them with the same preset, or make the 'features' "
+                        "of their model.json files agree (README, \"Training\")"]
+
+
 def test_no_test_leaves_the_test_split_unscored(tiny_models_dir, tiny_data_dir, tmp_path):
     """--no-test: neither the sidecars nor the output carry test-split numbers (so runs can be compared
     without seeing them), each split's numbers print on their own line, and the models come out the same

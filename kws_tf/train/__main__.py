@@ -212,11 +212,15 @@ def main(argv: list[str] | None = None) -> int:
                   "tune the gate again)")
         for split, scores in summary["metrics"].items():  # one line per split, so the test line is easy to leave unread
             print(f"{task}: {split} split (Keras): {json.dumps(scores, default=str)[:400]}")
+    differing: dict[str, list[str]] = {}  # other folder -> the new models it differs from, so each is named once
     for task in tasks:  # once all are exported (with --task both the old words/ is replaced after kws/)
         for mismatch in _front_end_mismatches(args.out, task):  # e.g. a preset-trained model beside the shipped ones
-            print(f"{task}: warning: its features differ from {mismatch}, so {args.out} will not load until they agree: "
-                  "train them with the same preset, or make the 'features' of their model.json files agree "
-                  "(README, \"Training\")")
+            differing.setdefault(mismatch, []).append(task)
+    for mismatch, new_models in differing.items():
+        whose = "its features differ" if len(new_models) == 1 else "their features differ"
+        print(f"{', '.join(new_models)}: warning: {whose} from {mismatch}, so {args.out} will not load until they agree: "
+              "train them with the same preset, or make the 'features' of their model.json files agree "
+              "(README, \"Training\")")
     return 0
 
 
