@@ -72,9 +72,9 @@ NEXT_STEP = {  # a fresh export carries its preset's run-time settings, not tune
 }
 
 
-def _front_end_mismatches(out: str, task: str) -> list[str]:
-    """The other models in ``out`` whose features differ from the one just exported to ``out/task`` (the folder
-    will not load until they agree), each as ``"OUT/words/ (remove_dc false against true)"``."""
+def _front_end_mismatches(out: str, new: list[str]) -> list[str]:
+    """The models already in ``out`` whose features differ from the ones just exported there (``new``: one preset,
+    so one front end; the folder will not load until they agree), each as ``"OUT/words/ (remove_dc false against true)"``."""
     def features(folder: str) -> FeatureConfig | None:
         try:
             sidecar = load_sidecar(out, folder, task_in_file="words" if folder == VERIFIER else None)
@@ -82,10 +82,10 @@ def _front_end_mismatches(out: str, task: str) -> list[str]:
         except (ModelDirError, ValueError, KeyError, TypeError):  # absent or unusable: loading says what is wrong
             return None
 
-    ours = features(task)
-    others = ((folder, features(folder)) for folder in ("kws", "words", VERIFIER) if folder != task)
+    ours = features(new[0])
+    kept = ((folder, features(folder)) for folder in ("kws", "words", VERIFIER) if folder not in new)
     return [f"{os.path.join(out, folder)}/ ({feature_difference(ours, theirs)})"
-            for folder, theirs in others if ours is not None and theirs is not None and theirs != ours]
+            for folder, theirs in kept if ours is not None and theirs is not None and theirs != ours]
 
 
 # What a resumed run must share with the interrupted one: what shapes its data and model. The number of
@@ -212,13 +212,9 @@ def main(argv: list[str] | None = None) -> int:
                   "tune the gate again)")
         for split, scores in summary["metrics"].items():  # one line per split, so the test line is easy to leave unread
             print(f"{task}: {split} split (Keras): {json.dumps(scores, default=str)[:400]}")
-    differing: dict[str, list[str]] = {}  # other folder -> the new models it differs from, so each is named once
-    for task in tasks:  # once all are exported (with --task both the old words/ is replaced after kws/)
-        for mismatch in _front_end_mismatches(args.out, task):  # e.g. a preset-trained model beside the shipped ones
-            differing.setdefault(mismatch, []).append(task)
-    for mismatch, new_models in differing.items():
-        whose = "its features differ" if len(new_models) == 1 else "their features differ"
-        print(f"{', '.join(new_models)}: warning: {whose} from {mismatch}, so {args.out} will not load until they agree: "
+    whose = "its features differ" if len(tasks) == 1 else "their features differ"
+    for mismatch in _front_end_mismatches(args.out, tasks):  # once all are exported; e.g. a preset-trained model beside the shipped ones
+        print(f"{', '.join(tasks)}: warning: {whose} from {mismatch}, so {args.out} will not load until they agree: "
               "train them with the same preset, or make the 'features' of their model.json files agree "
               "(README, \"Training\")")
     return 0
