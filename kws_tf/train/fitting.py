@@ -13,11 +13,13 @@ import keras
 log = logging.getLogger(__name__)
 
 
-def adam(learning_rate: float, schedule: str, total_steps: int, weight_decay: float = 0.0) -> keras.optimizers.Adam:
+def adam(learning_rate: float, schedule: str, total_steps: int, weight_decay: float = 0.0,
+         not_decayed: list | tuple = ()) -> keras.optimizers.Adam:
     """Adam with a constant rate, or ``"cosine"``: decaying from ``learning_rate`` to 1 % of it over
     ``total_steps`` (the schedule follows the optimizer's step count, so a resumed run continues it).
     ``weight_decay`` > 0 makes it AdamW (decoupled weight decay, Loshchilov & Hutter 2019): each step shrinks
-    the kernels by ``weight_decay`` times the current rate; biases and batch-norm scales and offsets are left alone."""
+    the kernels by ``weight_decay`` times the current rate; biases and batch-norm scales and offsets are left alone,
+    and so are the variables in ``not_decayed`` (e.g. a classifier head)."""
     if schedule == "constant":
         rate = learning_rate
     elif schedule == "cosine":
@@ -27,7 +29,7 @@ def adam(learning_rate: float, schedule: str, total_steps: int, weight_decay: fl
     if weight_decay <= 0:
         return keras.optimizers.Adam(rate)
     optimizer = keras.optimizers.AdamW(rate, weight_decay=weight_decay)
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    optimizer.exclude_from_weight_decay(var_list=list(not_decayed), var_names=["bias", "gamma", "beta"])
     return optimizer
 
 

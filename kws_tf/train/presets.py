@@ -51,6 +51,7 @@ class WordTrainConfig:
     learning_rate: float = 2e-3
     lr_schedule: str = "constant"  # or "cosine" (decay to 1 % over all epochs)
     weight_decay: float = 0.0  # > 0: AdamW, decoupled weight decay on the kernels (fitting.adam)
+    decay_head: bool = True  # False: the classifier's kernel (the last dense layer) is left out of the decay
     patience: int = 8
     synthetic_weight: float = 0.5
     # > 0: a word with more real training clips than this draws synthetic ones less often, in proportion
@@ -65,6 +66,8 @@ class WordTrainConfig:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0 (0 turns it off), not {self.weight_decay}")
+        if not isinstance(self.decay_head, bool):
+            raise ValueError(f"decay_head must be true or false, not {self.decay_head!r}")
         if self.synthetic_taper_clips < 0:
             raise ValueError(f"synthetic_taper_clips must be >= 0 (0 turns the taper off), not {self.synthetic_taper_clips}")
         if self.mixup_alpha < 0:

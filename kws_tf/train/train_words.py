@@ -91,7 +91,8 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
 
     model = build_word_model(input_frames=sample_x.shape[1], n_mels=feats.n_mels, n_classes=len(labels), widths=tuple(tcfg.widths),
                              dropout=tcfg.dropout, feature_mean=stats.mean(0), feature_variance=stats.var(0))
-    optimizer = adam(tcfg.learning_rate, tcfg.lr_schedule, (epochs or tcfg.epochs) * tcfg.steps_per_epoch, tcfg.weight_decay)
+    head = [] if tcfg.decay_head else model.get_layer("word_probs").trainable_variables
+    optimizer = adam(tcfg.learning_rate, tcfg.lr_schedule, (epochs or tcfg.epochs) * tcfg.steps_per_epoch, tcfg.weight_decay, head)
     if tcfg.mixup_alpha > 0:  # mixed labels are one-hot rows; validation labels follow
         model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
         fit_val = (x_val, np.eye(len(labels), dtype=np.float32)[y_val])
