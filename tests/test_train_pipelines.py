@@ -11,7 +11,7 @@ tf = pytest.importorskip("tensorflow")
 from kws_tf.config import FeatureConfig, KwsConfig, WordConfig  # noqa: E402
 from kws_tf.train.augment import NoiseBank, edge_fragment, freq_mask, frequency_warp, mix_at_snr, reverberate, rms, speed_perturb, synthetic_rir, time_shift  # noqa: E402
 from kws_tf.train.kws_data import _group_picker, _timeline, group_probs, kws_dataset  # noqa: E402
-from kws_tf.train.word_data import mixup, mixup_batches, synthetic_weights, word_train_dataset  # noqa: E402
+from kws_tf.train.word_data import mixup, mixup_batches, one_hot_batches, synthetic_weights, word_train_dataset  # noqa: E402
 
 FEATS = FeatureConfig()
 RNG = np.random.default_rng(0)
@@ -135,6 +135,27 @@ def test_word_pipeline_with_mixup_yields_soft_labels_reproducibly():
     assert np.any((y1.numpy() > 0.01) & (y1.numpy() < 0.99))  # some labels are blends
     np.testing.assert_array_equal(x1.numpy(), x2.numpy())
     np.testing.assert_array_equal(y1.numpy(), y2.numpy())
+
+
+def test_label_smoothing_trains_on_one_hot_rows_and_softens_the_target():
+    from kws_tf.train.presets import PresetError, load_preset
+    from kws_tf.train.train_words import word_loss
+
+    audio = burst_clips(6, 0.2, 0.6)
+    labels = np.array([0, 0, 1, 1, 2, 2], np.int32)
+    plain = word_train_dataset(audio, labels, np.zeros(6, bool), n_words=3, noise=NOISE, features=FEATS, word=WordConfig(), batch_size=8, seed=5)
+    (x0, y0), (x1, y1) = next(iter(plain)), next(iter(one_hot_batches(plain, n_classes=4)))
+    np.testing.assert_array_equal(x1.numpy(), x0.numpy())
+    np.testing.assert_array_equal(y1.numpy(), np.eye(4, dtype=np.float32)[y0.numpy()])
+    target = np.array([[1.0, 0.0, 0.0, 0.0]], np.float32)
+    smoothed = np.array([[0.925, 0.025, 0.025, 0.025]], np.float32)  # 1 - 0.1 + 0.1 / 4, and 0.1 / 4
+    sure = np.array([[0.997, 0.001, 0.001, 0.001]], np.float32)
+    loss = lambda e, pred: float(word_loss(e)(target, pred))
+    assert loss(0.1, smoothed) < loss(0.1, sure)  # smoothed: the smoothed row is the best answer
+    assert loss(0.0, sure) < loss(0.0, smoothed)  # plain: the surer the better
+    assert load_preset("default", ["words.label_smoothing=0.1"]).words.label_smoothing == pytest.approx(0.1)
+    with pytest.raises(PresetError, match="label_smoothing"):
+        load_preset("default", ["words.label_smoothing=1"])
 
 
 def test_kws_pipeline_is_seeded():

@@ -60,6 +60,9 @@ class WordTrainConfig:
     # Mixup (Zhang et al. 2018) on the log-mel batches: each example is blended with another of its
     # batch, weight ~ Beta(alpha, alpha), and so are the one-hot labels. 0 turns it off.
     mixup_alpha: float = 0.0
+    # Label smoothing (Szegedy et al. 2016): the training targets put 1 - e on the word and e / n_classes on
+    # every class. 0 turns it off.
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -72,6 +75,8 @@ class WordTrainConfig:
             raise ValueError(f"synthetic_taper_clips must be >= 0 (0 turns the taper off), not {self.synthetic_taper_clips}")
         if self.mixup_alpha < 0:
             raise ValueError(f"mixup_alpha must be >= 0 (0 turns mixup off), not {self.mixup_alpha}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1) (0 turns it off), not {self.label_smoothing}")
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,14 @@ from kws_tf.train.fitting import adam, fit
 from kws_tf.train.models import build_word_model
 from kws_tf.train.plots import plot_confusion, plot_curves
 from kws_tf.train.presets import Preset
-from kws_tf.train.word_data import mixup_batches, synthetic_weights, word_eval_arrays, word_train_dataset
+from kws_tf.train.word_data import mixup_batches, one_hot_batches, synthetic_weights, word_eval_arrays, word_train_dataset
 
 log = logging.getLogger(__name__)
+
+
+def word_loss(label_smoothing: float) -> keras.losses.Loss:
+    """Cross-entropy on one-hot label rows, smoothed by ``label_smoothing`` (0: plain)."""
+    return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
 
 
 def _loaded(clips, n, desc) -> LoadedClips:
@@ -72,7 +77,13 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
     synth_weight = synthetic_weights(np.bincount(y[~is_synth], minlength=len(words)), tcfg.synthetic_weight, tcfg.synthetic_taper_clips)
     plain_ds = word_train_dataset(audio, y, is_synth, n_words=len(words), noise=noise, features=feats, word=wcfg,
                                   batch_size=tcfg.batch_size, seed=seed, synthetic_weight=synth_weight, keyword_class=label_of.get(keyword))
-    train_ds = mixup_batches(plain_ds, n_classes=len(labels), alpha=tcfg.mixup_alpha, seed=seed) if tcfg.mixup_alpha > 0 else plain_ds
+    one_hot = tcfg.mixup_alpha > 0 or tcfg.label_smoothing > 0  # label rows instead of class indices
+    if tcfg.mixup_alpha > 0:
+        train_ds = mixup_batches(plain_ds, n_classes=len(labels), alpha=tcfg.mixup_alpha, seed=seed)
+    elif tcfg.label_smoothing > 0:
+        train_ds = one_hot_batches(plain_ds, n_classes=len(labels))
+    else:
+        train_ds = plain_ds
     n_sil = max(4, len(val.clips) // len(words))
     scored = {}  # split -> (features, labels): validation, and test unless score_test is off
     for split, loaded, split_seed in [("validation", val, seed + 7)] + ([("test", test, seed + 8)] if score_test else []):
@@ -93,8 +104,8 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
                              dropout=tcfg.dropout, feature_mean=stats.mean(0), feature_variance=stats.var(0))
     head = [] if tcfg.decay_head else model.get_layer("word_probs").trainable_variables
     optimizer = adam(tcfg.learning_rate, tcfg.lr_schedule, (epochs or tcfg.epochs) * tcfg.steps_per_epoch, tcfg.weight_decay, head)
-    if tcfg.mixup_alpha > 0:  # mixed labels are one-hot rows; validation labels follow
-        model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    if one_hot:  # mixed or smoothed labels are one-hot rows; validation labels follow
+        model.compile(optimizer=optimizer, loss=word_loss(tcfg.label_smoothing), metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
         fit_val = (x_val, np.eye(len(labels), dtype=np.float32)[y_val])
     else:
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])

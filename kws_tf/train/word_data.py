@@ -146,6 +146,12 @@ def mixup_batches(ds: tf.data.Dataset, *, n_classes: int, alpha: float, seed: in
     ).prefetch(tf.data.AUTOTUNE)
 
 
+def one_hot_batches(ds: tf.data.Dataset, *, n_classes: int) -> tf.data.Dataset:
+    """``word_train_dataset``'s batches with one-hot label rows ``(B, n_classes) float32`` (for a loss that
+    smooths them), examples unchanged."""
+    return ds.map(lambda x, y: (x, tf.one_hot(y, n_classes)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def mixup(feats: tf.Tensor, labels: tf.Tensor, n_classes: int, alpha: float, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Blend each example with its neighbour in the (randomly drawn) batch: ``lam * x_i + (1 - lam) *
     x_{i+1}``, ``lam ~ Beta(alpha, alpha)`` per example, and the one-hot labels the same way."""
