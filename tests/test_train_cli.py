@@ -321,6 +321,11 @@ def test_resume_refuses_an_interrupted_run_with_other_settings(tiny_data_dir, tm
     with open(run_dir / "config.json", "w", encoding="utf-8") as f:
         json.dump(old, f)
     assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "0"])) is None
+    del old["preset"]["words"]["label_smoothing"]  # recorded before the setting existed: it had its default
+    with open(run_dir / "config.json", "w", encoding="utf-8") as f:
+        json.dump(old, f)
+    assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "0"])) is None
+    assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "0"], ["words.label_smoothing=0.1"])) == "words.label_smoothing 0.0 -> 0.1"
     os.rmdir(backup)  # a finished run (no backup): nothing to resume, nothing to compare
     assert changed_since_interrupted(str(run_dir), record([*argv, "--seed", "1"])) is None
 

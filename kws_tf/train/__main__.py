@@ -20,9 +20,9 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from kws_tf.cli import FOLD_HELP, LISTS_HELP, fold_arg  # noqa: E402
 from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, fold_text, index_speech_commands  # noqa: E402
-from kws_tf.config import FeatureConfig, feature_difference, from_dict  # noqa: E402
+from kws_tf.config import FeatureConfig, feature_difference, from_dict, to_dict  # noqa: E402
 from kws_tf.sidecar import VERIFIER, ModelDirError, has_verifier, load_sidecar  # noqa: E402
-from kws_tf.train.presets import PresetError, available_presets, load_preset  # noqa: E402
+from kws_tf.train.presets import SECTIONS, PresetError, available_presets, load_preset  # noqa: E402
 from kws_tf.train.run_lock import RunDirBusy, run_dir_lock  # noqa: E402
 
 DEFAULT_DATA_DIRS = ("data/speech_commands_v0.01", "../shared/speech_commands_subset")
@@ -117,7 +117,10 @@ def changed_since_interrupted(run_dir: str, record: dict) -> str | None:
         if was.get(key) != new["args"].get(key):
             return f"--{key.replace('_', '-')} {was.get(key)} -> {new['args'].get(key)}"
     for section in RESUME_SECTIONS:
-        before, after = old.get("preset", {}).get(section, {}), new["preset"].get(section, {})
+        # A setting added since the old run was recorded had its default then.
+        default = json.loads(json.dumps(to_dict(SECTIONS[section]()), default=str))
+        before = {**default, **old.get("preset", {}).get(section, {})}
+        after = new["preset"].get(section, {})
         for field in sorted((set(before) | set(after)) - set(RESUME_FREE_FIELDS)):
             if before.get(field) != after.get(field):
                 return f"{section}.{field} {before.get(field)} -> {after.get(field)}"
