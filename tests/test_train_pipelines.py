@@ -419,42 +419,31 @@ def test_learning_rate_schedules():
         load_preset("default", ["words.lr_schedule=linear"])
 
 
-def test_weight_decay_shrinks_kernels_only():
+@pytest.mark.parametrize("decay_head", [True, False])
+def test_weight_decay_shrinks_kernels_only(decay_head):
+    """Every kernel shrinks by decay x rate; biases and batch norm stay, and so does the classifier head when it is
+    left out (``words.decay_head=false``)."""
     from kws_tf.train.fitting import adam
     from kws_tf.train.models import build_word_model
     from kws_tf.train.presets import PresetError, load_preset
 
     assert type(adam(1e-3, "cosine", 100)).__name__ == "Adam"  # off by default
     model = build_word_model(input_frames=8, n_mels=8, n_classes=3, widths=(4,))
+    head = [] if decay_head else model.get_layer("word_probs").trainable_variables
     before = {v.path: v.numpy().copy() for v in model.trainable_variables}
-    optimizer = adam(0.1, "constant", 10, weight_decay=0.5)
+    optimizer = adam(0.1, "constant", 10, weight_decay=0.5, not_decayed=head)
     zeros = [np.zeros(v.shape, np.float32) for v in model.trainable_variables]  # no gradient: decay alone moves them
     optimizer.apply_gradients(zip(zeros, model.trainable_variables))
     names = {v.name for v in model.trainable_variables}
     assert {"kernel", "bias", "gamma", "beta"} <= names
+    head_paths = {v.path for v in head}
+    assert decay_head or any(p.endswith("kernel") for p in head_paths)
     for v in model.trainable_variables:
-        kept = v.name in ("bias", "gamma", "beta")
+        kept = v.name in ("bias", "gamma", "beta") or v.path in head_paths
         np.testing.assert_allclose(v.numpy(), before[v.path] * (1.0 if kept else 1.0 - 0.1 * 0.5), rtol=1e-6, err_msg=v.path)
     assert load_preset("default", ["words.weight_decay=0.05"]).words.weight_decay == pytest.approx(0.05)
     with pytest.raises(PresetError, match="weight_decay"):
         load_preset("default", ["kws.weight_decay=-1"])
-
-
-def test_weight_decay_can_leave_the_classifier_head_alone():
-    from kws_tf.train.fitting import adam
-    from kws_tf.train.models import build_word_model
-    from kws_tf.train.presets import PresetError, load_preset
-
-    model = build_word_model(input_frames=8, n_mels=8, n_classes=3, widths=(4,))
-    head = model.get_layer("word_probs").trainable_variables
-    before = {v.path: v.numpy().copy() for v in model.trainable_variables}
-    optimizer = adam(0.1, "constant", 10, weight_decay=0.5, not_decayed=head)
-    optimizer.apply_gradients(zip([np.zeros(v.shape, np.float32) for v in model.trainable_variables], model.trainable_variables))
-    head_paths = {v.path for v in head}
-    assert any(p.endswith("kernel") for p in head_paths)
-    for v in model.trainable_variables:
-        kept = v.name in ("bias", "gamma", "beta") or v.path in head_paths
-        np.testing.assert_allclose(v.numpy(), before[v.path] * (1.0 if kept else 1.0 - 0.1 * 0.5), rtol=1e-6, err_msg=v.path)
     assert load_preset("default", []).words.decay_head is True
     assert load_preset("default", ["words.decay_head=false"]).words.decay_head is False
     with pytest.raises(PresetError, match="decay_head"):
