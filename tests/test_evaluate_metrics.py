@@ -100,3 +100,17 @@ def test_frame_labels_and_f1():
 def test_det_thresholds_span_the_range():
     th = metrics.DET_THRESHOLDS
     assert list(th) == sorted(th) and th[0] <= 0.05 and th[-1] > 1.0 and 0.5 in th
+
+
+def test_recall_at_fa_finds_a_point_between_coarse_thresholds():
+    """A keyword scored 0.93 and a false alarm scored 0.92: only a threshold between them keeps the keyword
+    without the false alarm; a grid stepping 0.90 -> 0.95 misses it (recall 0 at no false alarm)."""
+    t = np.arange(0.0, 20.0, 0.04)
+    p = np.zeros_like(t)
+    p[(t > 2.0) & (t <= 2.2)] = 0.93   # the keyword, spoken 1.5-2.0 s
+    p[(t > 10.0) & (t <= 10.2)] = 0.92  # something else
+    cfg = DetectorConfig(smoothing_frames=1, patience_frames=1, refractory_s=0.0)
+    best = metrics.recall_at_fa(metrics.det_points(t, p, np.array([[1.5, 2.0]]), 3600.0, cfg), 0.5)
+    assert best == {"recall": 1.0, "threshold": 0.93, "fa_per_hour": 0.0}
+    coarse = [x for x in metrics.DET_THRESHOLDS if not 0.9 < x < 0.95]
+    assert metrics.recall_at_fa(metrics.det_points(t, p, np.array([[1.5, 2.0]]), 3600.0, cfg, coarse), 0.5)["recall"] == 0.0

@@ -12,9 +12,10 @@ import numpy as np
 from kws_tf.config import DetectorConfig
 from kws_tf.decisions import KeywordDetector, Verifier, verify_scores_at
 
-# Detection thresholds swept for the DET curve: a coarse grid plus fine steps near 1, where a
-# confident model's scores crowd, and 1.0001, which never fires (the zero-false-alarm end).
-DET_THRESHOLDS = tuple(sorted({*np.round(np.arange(0.05, 0.951, 0.05), 4).tolist(), *np.round(np.arange(0.96, 0.991, 0.01), 4).tolist(),
+# Detection thresholds swept for the DET curve: steps of 0.05 below 0.5, 0.01 from 0.5 to 0.99 (where the
+# low false-alarm points of a gate with verification sit), finer steps near 1, where a confident model's
+# scores crowd, and 1.0001, which never fires (the zero-false-alarm end).
+DET_THRESHOLDS = tuple(sorted({*np.round(np.arange(0.05, 0.451, 0.05), 4).tolist(), *np.round(np.arange(0.5, 0.991, 0.01), 4).tolist(),
                                *[round(1.0 - 10.0 ** -float(k), 6) for k in np.arange(2.5, 5.01, 0.5)], 1.0, 1.0001}))
 TOLERANCE_S = 1.0  # a detection up to this long after the keyword's spoken end still counts as a hit
 
