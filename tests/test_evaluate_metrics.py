@@ -103,8 +103,8 @@ def test_det_thresholds_span_the_range():
 
 
 def test_recall_at_fa_finds_a_point_between_coarse_thresholds():
-    """A keyword scored 0.93 and a false alarm scored 0.92: only a threshold between them keeps the keyword
-    without the false alarm; a grid stepping 0.90 -> 0.95 misses it (recall 0 at no false alarm)."""
+    """A keyword scored 0.93 and a false alarm scored 0.92: only a threshold above 0.92 and up to 0.93 keeps
+    the keyword without the false alarm; a grid stepping 0.90 -> 0.95 misses it (recall 0 at no false alarm)."""
     t = np.arange(0.0, 20.0, 0.04)
     p = np.zeros_like(t)
     p[(t > 2.0) & (t <= 2.2)] = 0.93   # the keyword, spoken 1.5-2.0 s
