@@ -233,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         for label, cfg in ((f"held out ({' + '.join(args.held_out)}, {len(hspans)} keywords in {hduration / 60:.0f} min)", best[1]),
                            ("held out, the sidecar's current setting as it is", base)):
             held = replay(ht, hpr, hspans, hduration, held_verify, cfg)
+            caught = round((held["recall"] or 0) * len(hspans))  # exact: the share of a whole number of keywords
             print(f"{label}: recall {held['recall'] or 0:.3f} with {held['false_alarms']} false alarms "
-                  f"({held['fa_per_hour']:.2f} per hour, budget {args.fa_per_hour:g})")
+                  f"({held['fa_per_hour']:.2f} per hour, budget {args.fa_per_hour:g}); caught {caught} of {len(hspans)} keywords")
     if args.check_half:
         check = half_check(t, pr, spans_arr, duration, verify, base, args.fa_per_hour, verify_choices)
         if check is None:
