@@ -144,6 +144,14 @@ def test_tune_detector_refuses_traces_of_other_models(models, tiny_data_dir, tmp
         assert "traces.npz: traces of another keyword model" in str(e.value) and "\n" not in str(e.value)
     assert _sidecar(other, "kws") == before
     assert tool.main(["--models", models, "--traces", traces, "--fa-per-hour", "1000"]) == 0  # its own package
+    # A k-fold check tunes one recipe's setting on the other folds' models' traces: allowed when asked for,
+    # and never written.
+    assert tool.main(["--models", other, "--traces", traces, "--held-out", traces, "--any-models", "--fa-per-hour", "1000"]) == 0
+    assert re.search(r"held out \(.*\): recall [0-9.]+ with \d+ false alarms", capsys.readouterr().out)
+    with pytest.raises(SystemExit) as e:
+        tool.main(["--models", other, "--traces", traces, "--any-models", "--fa-per-hour", "1000", "--write"])
+    assert e.value.code == 2 and "--any-models" in capsys.readouterr().err
+    assert _sidecar(other, "kws") == before
 
 
 def test_pair_traces_joins_one_packages_keyword_scores_with_anothers_verifier(models, tiny_data_dir, tmp_path, capsys):

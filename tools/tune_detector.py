@@ -13,7 +13,9 @@ Running the models over a long stream is the slow part (for 240 minutes on 2 cor
 depending on the load); the grid is minutes. ``--save-traces`` keeps the traces (add ``--save-only`` to
 stop there), ``--traces A.npz [B.npz ...]`` tunes on saved traces (several streams, e.g. two seeds, joined
 end to end) without running the models, and ``--held-out C.npz ...`` replays the best setting, and the
-sidecar's current one as it is, on other streams: does the false-alarm rate hold there?
+sidecar's current one as it is, on other streams: does the false-alarm rate hold there? Traces of other
+models than ``--models`` are refused unless ``--any-models`` is given (a k-fold check: one recipe's setting
+tuned on the other folds' models, replayed on this fold's; nothing is written then).
 ``tools/pair_traces.py`` pairs one package's keyword scores with another's word-model scores on the same
 stream, to tune a keyword model with another word model as verifier without running either again.
 """
@@ -171,11 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check-half", action="store_true",
                    help="also tune on the first half of the stream and report that setting on the second half "
                         "(does its false-alarm rate hold on audio it was not tuned on?)")
+    p.add_argument("--any-models", action="store_true",
+                   help="tune on (and replay on) traces saved from other models than --models, e.g. one recipe's models "
+                        "of the other folds of a k-fold check; --models then gives only the keyword and the sidecar's "
+                        "setting to compare with (not with --write)")
     args = p.parse_args(argv)
     if not args.traces and not args.data_dir:
         p.error("give --data-dir (to run the models over a stream) or --traces (saved by --save-traces)")
     if args.traces and (args.save_traces or args.data_dir):
         p.error("--traces tunes on saved traces: --data-dir and --save-traces are for a run of the models")
+    if args.any_models and args.write:
+        p.error("--any-models tunes on traces of other models: a setting from them is not written into --models (drop --write)")
     if args.save_only and (not args.save_traces or args.write or args.held_out or args.check_half):
         p.error("--save-only saves the traces and stops: give --save-traces FILE.npz, without --write, --held-out or --check-half")
 
@@ -188,10 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     held_out = None
     if args.held_out:  # bad files fail before the long run
         held_out, held_streams = load_traces(args.held_out)
-        check_same_models(held_streams, digests, args.models)
+        if not args.any_models:
+            check_same_models(held_streams, digests, args.models)
     if args.traces:
         traces, streams = load_traces(args.traces)
-        check_same_models(streams, digests, args.models)
+        if not args.any_models:
+            check_same_models(streams, digests, args.models)
         described = ", ".join(f"{s['file']} ({s['split']} seed {s['seed']})" if "split" in s else f"{s['file']} (no stream record)"
                               for s in streams)
         print(f"tuning on saved traces: {described}")
