@@ -135,7 +135,14 @@ class KeywordDetector:
         times, probs = np.asarray(times_s, float), np.asarray(probs, float)
         if not len(probs):
             return []
-        smoothed = self._smooth(probs)
+        return self.update_smoothed(times, self._smooth(probs), verify)
+
+    def update_smoothed(self, times_s: np.ndarray, smoothed: np.ndarray, verify: Verifier | None = None) -> list[KeywordEvent]:
+        """``update`` for frames already smoothed by this detector's moving average (``_smooth``): a
+        replay over a whole trace smooths once and runs the gate at many thresholds."""
+        times, smoothed = np.asarray(times_s, float), np.asarray(smoothed, float)
+        if not len(smoothed):
+            return []
         check = verify if self.cfg.verify_threshold > 0 else None
         events = []
         above = np.flatnonzero(smoothed >= self.cfg.threshold)
@@ -159,7 +166,7 @@ class KeywordDetector:
                 events.append(KeywordEvent(time_s=t, score=float(smoothed[i]), verify_score=score))
                 self._armed, self._last_fire_s = False, t
                 break
-        if not len(above) or above[-1] != len(probs) - 1:  # the block ends below the threshold
+        if not len(above) or above[-1] != len(smoothed) - 1:  # the block ends below the threshold
             self._above, self._armed = 0, True
         return events
 

@@ -50,6 +50,47 @@ def test_match_detections_tolerance_window_and_duplicates():
     assert hit.size == 0 and fa == 0
 
 
+def _match_one_by_one(detections, spans, tolerance_s):
+    """The matching rule written out: each detection in time order takes the first keyword (in the given
+    order) whose window holds it and that has no hit yet; else it is a false alarm."""
+    hit, fa = np.zeros(len(spans), bool), 0
+    for t in sorted(detections):
+        inside = [k for k, (a, b) in enumerate(spans) if a <= t <= b + tolerance_s and not hit[k]]
+        if inside:
+            hit[inside[0]] = True
+        else:
+            fa += 1
+    return hit.tolist(), fa
+
+
+@pytest.mark.parametrize("gap", [3.0, 0.2])  # windows apart (a keyword stream), windows overlapping
+def test_match_detections_follows_the_rule_on_long_random_streams(gap):
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        starts = np.cumsum(rng.uniform(gap, gap + 2.0, 60))
+        spans = np.stack([starts, starts + rng.uniform(0.2, 0.8, 60)], axis=1)[rng.permutation(60)]  # any order
+        edges = spans[:5, 0].tolist() + (spans[5:10, 1] + 1.0).tolist()  # exactly on a window's first and last instant
+        detections = rng.uniform(0, starts.max() + 3, 80).tolist() + edges
+        hit, fa = metrics.match_detections(detections, spans, tolerance_s=1.0)
+        assert (hit.tolist(), fa) == _match_one_by_one(detections, spans, 1.0)
+
+
+def test_det_points_equal_the_gate_replayed_at_each_threshold():
+    """det_points smooths the trace once for all thresholds: the same detections as the runtime's gate
+    fed the whole trace at each threshold, with and without verification."""
+    rng = np.random.default_rng(3)
+    t = np.round(np.arange(1, 3001) * 0.04, 6)
+    p = np.clip(np.convolve(rng.uniform(0, 1, t.size), np.ones(4) / 4, "same"), 0, 1).astype(np.float32)
+    spans = np.array([[a, a + 0.5] for a in np.arange(2.0, 118.0, 6.0)])
+    verify = (np.round(np.arange(25, 3001, 10) * 0.04, 6), rng.uniform(0, 1, 298).astype(np.float32))
+    thresholds = [0.4, 0.5, 0.55, 0.6, 0.7]
+    for cfg in (DetectorConfig(smoothing_frames=3, patience_frames=2, refractory_s=1.0),
+                DetectorConfig(smoothing_frames=1, patience_frames=1, verify_threshold=0.5, verify_window_s=0.5)):
+        expected = [metrics.det_point(metrics.detections(t, p, cfg, th, verify), spans, 120.0, th) for th in thresholds]
+        assert metrics.det_points(t, p, spans, 120.0, cfg, thresholds, verify=verify) == expected
+        assert len({pt["false_alarms"] for pt in expected}) > 1  # the thresholds differ on this trace
+
+
 def _trace():
     """4 s of frames every 0.04 s: 0.9 just after keyword 0 (0.5-1.0 s), 0.6 on nothing at 2 s,
     0.3 just after keyword 1 (3.0-3.3 s)."""

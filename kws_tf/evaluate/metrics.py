@@ -102,7 +102,17 @@ def match_detections(detections_s: Sequence[float], keyword_spans: np.ndarray,
     spans = np.asarray(keyword_spans, float).reshape(-1, 2)
     hit = np.zeros(len(spans), bool)
     false_alarms = 0
-    for t in sorted(detections_s):
+    detections = np.sort(np.asarray(detections_s, float))
+    order = np.argsort(spans[:, 0], kind="stable")
+    starts, reach = spans[order, 0], spans[order, 1] + tolerance_s
+    if len(spans) and (starts[1:] > np.maximum.accumulate(reach)[:-1]).all():
+        # Windows that do not overlap (as in a stream of separate keywords): at most one can hold a
+        # detection, the last one starting at or before it, so the rule above is a lookup per detection.
+        last = np.searchsorted(starts, detections, "right") - 1
+        inside = (last >= 0) & (detections <= reach[np.maximum(last, 0)])
+        hit[order[last[inside]]] = True
+        return hit, int(len(detections) - hit.sum())
+    for t in detections.tolist():
         inside = np.flatnonzero((spans[:, 0] <= t) & (t <= spans[:, 1] + tolerance_s) & ~hit)
         if len(inside):
             hit[inside[0]] = True
@@ -148,8 +158,14 @@ def det_points(times_s: np.ndarray, probs: np.ndarray, keyword_spans: np.ndarray
         increasing threshold order.
     """
     check = _verifier(times_s, detector, verify)
-    return [det_point(_detections(times_s, probs, detector, th, check), keyword_spans, duration_s, th, tolerance_s)
-            for th in sorted(thresholds)]
+    times = np.asarray(times_s, float)
+    smoothed = KeywordDetector(detector)._smooth(np.asarray(probs, float))  # the same at every threshold: once
+    points = []
+    for th in sorted(thresholds):
+        gate = KeywordDetector(dataclasses.replace(detector, threshold=float(th)))
+        found = [e.time_s for e in gate.update_smoothed(times, smoothed, check)]
+        points.append(det_point(found, keyword_spans, duration_s, th, tolerance_s))
+    return points
 
 
 def det_point(detections_s: Sequence[float], keyword_spans: np.ndarray, duration_s: float, threshold: float,
