@@ -132,10 +132,7 @@ class KeywordDetector:
         Returns:
             The detections among these frames, in time order.
         """
-        times, probs = np.asarray(times_s, float), np.asarray(probs, float)
-        if not len(probs):
-            return []
-        return self.update_smoothed(times, self._smooth(probs), verify)
+        return self.update_smoothed(times_s, self._smooth(np.asarray(probs, float)), verify)
 
     def update_smoothed(self, times_s: np.ndarray, smoothed: np.ndarray, verify: Verifier | None = None) -> list[KeywordEvent]:
         """``update`` for frames already smoothed by this detector's moving average (``_smooth``): a

@@ -131,7 +131,8 @@ def detections(times_s: np.ndarray, probs: np.ndarray, detector: DetectorConfig,
     ``(n,)`` frame times and ``(n,)`` probabilities, as the runtime fed them. ``verify`` is the word
     model's keyword-probability trace (``Transcriber.on_verify_scores``); without it detections are
     not verified."""
-    return _detections(times_s, probs, detector, threshold, _verifier(times_s, detector, verify))
+    cfg = dataclasses.replace(detector, threshold=float(threshold))
+    return [e.time_s for e in KeywordDetector(cfg).update(times_s, probs, _verifier(times_s, detector, verify))]
 
 
 def _verifier(times_s: np.ndarray, detector: DetectorConfig, verify: Trace | None) -> Verifier | None:
@@ -140,11 +141,6 @@ def _verifier(times_s: np.ndarray, detector: DetectorConfig, verify: Trace | Non
         return None
     times = np.asarray(times_s, float)
     return dict(zip(times.tolist(), verify_scores_at(times, verify[0], verify[1], detector).tolist())).__getitem__
-
-
-def _detections(times_s: np.ndarray, probs: np.ndarray, detector: DetectorConfig, threshold: float, check: Verifier | None) -> list[float]:
-    cfg = dataclasses.replace(detector, threshold=float(threshold))
-    return [e.time_s for e in KeywordDetector(cfg).update(times_s, probs, check)]
 
 
 def det_points(times_s: np.ndarray, probs: np.ndarray, keyword_spans: np.ndarray, duration_s: float,
