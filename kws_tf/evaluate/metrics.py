@@ -101,7 +101,6 @@ def match_detections(detections_s: Sequence[float], keyword_spans: np.ndarray,
     """
     spans = np.asarray(keyword_spans, float).reshape(-1, 2)
     hit = np.zeros(len(spans), bool)
-    false_alarms = 0
     detections = np.sort(np.asarray(detections_s, float))
     order = np.argsort(spans[:, 0], kind="stable")
     starts, reach = spans[order, 0], spans[order, 1] + tolerance_s
@@ -112,6 +111,7 @@ def match_detections(detections_s: Sequence[float], keyword_spans: np.ndarray,
         inside = (last >= 0) & (detections <= reach[np.maximum(last, 0)])
         hit[order[last[inside]]] = True
         return hit, int(len(detections) - hit.sum())
+    false_alarms = 0
     for t in detections.tolist():
         inside = np.flatnonzero((spans[:, 0] <= t) & (t <= spans[:, 1] + tolerance_s) & ~hit)
         if len(inside):
