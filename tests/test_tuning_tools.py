@@ -154,6 +154,105 @@ def test_tune_detector_refuses_traces_of_other_models(models, tiny_data_dir, tmp
     assert _sidecar(other, "kws") == before
 
 
+def test_saved_grids_pool_like_joined_traces_and_judge_a_recipe_by_kfold(models, tiny_data_dir, tmp_path, capsys):
+    """--save-grid keeps the grid as counts: the saved grid picks the setting tune_detector printed, grids
+    of two streams pooled pick what their traces joined pick, and tools/kfold_gate.py tunes each fold on
+    the other folds' grids and reads the setting on its own, as --traces (the others) --held-out (this
+    fold) replays it; its sums are the folds' sums."""
+    from kws_tf.evaluate.gate_grid import best_at, count_at, load_grid, pool
+
+    detector, kfold = _tool("tune_detector"), _tool("kfold_gate")
+    traces, grids, best = {}, {}, {}
+    for seed in (3, 4, 5):
+        traces[seed], grids[seed] = str(tmp_path / f"s{seed}.npz"), str(tmp_path / f"s{seed}.json")
+        assert detector.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "1", "--seed", str(seed),
+                              "--fa-per-hour", "1000", "--save-traces", traces[seed], "--save-grid", grids[seed]]) == 0
+        out = capsys.readouterr().out
+        assert f"saved the grid's counts to {grids[seed]}" in out
+        best[seed] = float(re.search(r"best: .* \(recall ([0-9.]+)\)", out).group(1))
+        grid = load_grid(grids[seed])
+        assert grid.keywords > 0 and grid.caught.shape == grid.false_alarms.shape == (len(grid.settings), len(grid.thresholds))
+        assert round(best_at(grid.rows(), 1000)[0], 3) == best[seed]
+        assert os.path.getsize(grids[seed]) < 200_000 and not os.path.exists(grids[seed] + ".partial")
+
+    assert detector.main(["--models", models, "--traces", traces[4], traces[5], "--fa-per-hour", "1000"]) == 0
+    joined = float(re.search(r"best: .* \(recall ([0-9.]+)\)", capsys.readouterr().out).group(1))
+    pooled = pool([load_grid(grids[4]), load_grid(grids[5])])
+    assert pooled.keywords == load_grid(grids[4]).keywords + load_grid(grids[5]).keywords
+    assert round(best_at(pooled.rows(), 1000)[0], 3) == joined
+
+    budget = "1000"
+    assert kfold.main([grids[3], grids[4], grids[5], "--fa-per-hour", budget]) == 0
+    out = capsys.readouterr().out
+    folds = re.findall(r"^fold (\d) \(.*\): tuned on the others .*caught (\d+) of (\d+) keywords with (\d+) false alarms", out, re.M)
+    assert [f[0] for f in folds] == ["1", "2", "3"]
+    total = re.search(r"held out, 3 folds: recall [0-9.]+, caught (\d+) of (\d+) keywords with (\d+) false alarms", out)
+    for i in range(3):
+        assert int(total.group(i + 1)) == sum(int(f[i + 1]) for f in folds)
+    assert detector.main(["--models", models, "--traces", traces[4], traces[5], "--held-out", traces[3], "--fa-per-hour", budget]) == 0
+    held = re.search(r"held out \(.*\): recall [0-9.]+ with (\d+) false alarms .*; caught (\d+) of (\d+) keywords", capsys.readouterr().out)
+    assert (folds[0][1], folds[0][2], folds[0][3]) == (held.group(2), held.group(3), held.group(1))
+    setting = best_at(pooled.rows(), float(budget))[1]
+    assert count_at(load_grid(grids[3]), setting) == (int(folds[0][1]), int(folds[0][3]))
+
+
+def test_kfold_gate_tunes_each_fold_on_the_others_and_sums_the_held_out_counts(tmp_path, capsys):
+    """Hand-made grids of three folds (one hour, ten keywords each; two settings, two thresholds) whose
+    answer is worked out by hand: at <= 1 false alarm per hour fold 1 gets setting A at 0.5 (19 of 20 on
+    the others, 2 false alarms), fold 2 A at 0.9 (the others' only point within budget), fold 3 B at 0.9
+    (15 caught against A's 14); held out they catch 9 + 8 + 9 with 3 + 1 + 3 false alarms."""
+    import numpy as np
+
+    from kws_tf.config import DetectorConfig
+    from kws_tf.evaluate.gate_grid import GateGrid, save_grid
+
+    settings = [DetectorConfig(smoothing_frames=1), DetectorConfig(smoothing_frames=3)]
+    folds = {1: ([[9, 6], [8, 10]], [[3, 1], [2, 0]]), 2: ([[9, 8], [9, 5]], [[2, 1], [1, 0]]),
+             3: ([[10, 4], [10, 9]], [[0, 0], [5, 3]])}
+    paths = []
+    for k, (caught, fa) in folds.items():
+        paths.append(str(tmp_path / f"fold{k}.json"))
+        save_grid(paths[-1], GateGrid(settings, np.array([0.5, 0.9]), np.array(caught), np.array(fa), 10, 3600.0, []))
+    assert _tool("kfold_gate").main([*paths, "--fa-per-hour", "1"]) == 0
+    out = capsys.readouterr().out
+    lines = re.findall(r"^fold (\d) .*tuned on the others \(recall ([0-9.]+)\) (.*); held out: recall [0-9.]+, "
+                       r"caught (\d+) of 10 keywords with (\d+) false alarms", out, re.M)
+    assert [(k, r, c, fa) for k, r, _, c, fa in lines] == [("1", "0.950", "9", "3"), ("2", "0.500", "8", "1"), ("3", "0.750", "9", "3")]
+    assert ["'smoothing_frames': 1" in s and "'threshold': 0.5" in s for _, _, s, _, _ in lines] == [True, False, False]
+    assert ["'smoothing_frames': 3" in s and "'threshold': 0.9" in s for _, _, s, _, _ in lines] == [False, False, True]
+    assert "held out, 3 folds: recall 0.8667, caught 26 of 30 keywords with 7 false alarms in 3.0 h (2.33 per hour, budget 1)" in out
+
+
+def test_kfold_gate_bad_grids_are_one_line(models, tiny_data_dir, tmp_path, capsys):
+    """A file that is not a grid, and grids of different sweeps, stop before any work with one line
+    naming the files; --save-grid is refused beside --save-only (that saves traces and stops)."""
+    from kws_tf.evaluate.gate_grid import load_grid, save_grid
+
+    kfold = _tool("kfold_gate")
+    bad = tmp_path / "not_a_grid.json"
+    bad.write_text('{"format": "something else"}')
+    good = str(tmp_path / "good.json")
+    assert _tool("tune_detector").main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "1",
+                                        "--fa-per-hour", "1000", "--save-grid", good]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        kfold.main([good, str(bad)])
+    assert str(e.value).startswith("error:") and "not_a_grid.json" in str(e.value) and "\n" not in str(e.value)
+    other = load_grid(good)
+    other.thresholds = other.thresholds + 0.001
+    save_grid(str(tmp_path / "other.json"), other)
+    with pytest.raises(SystemExit) as e:
+        kfold.main([good, str(tmp_path / "other.json")])
+    assert "different settings or thresholds" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(SystemExit) as e:  # argparse: usage and a one-line error, exit 2
+        kfold.main([good])
+    assert e.value.code == 2 and "two or more folds" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        _tool("tune_detector").main(["--models", models, "--data-dir", tiny_data_dir, "--save-traces", "t.npz", "--save-only",
+                                     "--save-grid", good])
+    assert e.value.code == 2 and "--save-only saves the traces and stops" in capsys.readouterr().err
+
+
 def test_pair_traces_joins_one_packages_keyword_scores_with_anothers_verifier(models, tiny_data_dir, tmp_path, capsys):
     """tools/pair_traces.py: keyword scores of one saved trace, word-model scores of another of the same
     stream; the pair is tuned against the package holding those two models and refused against others."""

@@ -15,7 +15,9 @@ stop there), ``--traces A.npz [B.npz ...]`` tunes on saved traces (several strea
 end to end) without running the models, and ``--held-out C.npz ...`` replays the best setting, and the
 sidecar's current one as it is, on other streams: does the false-alarm rate hold there? Traces of other
 models than ``--models`` are refused unless ``--any-models`` is given (a k-fold check: one recipe's setting
-tuned on the other folds' models, replayed on this fold's; nothing is written then).
+tuned on the other folds' models, replayed on this fold's; nothing is written then). ``--save-grid FILE.json``
+keeps the grid's counts (caught keywords and false alarms per setting and threshold; ``tools/kfold_gate.py``
+tunes each fold of a k-fold check on the other folds' grids and reads the setting on its own).
 ``tools/pair_traces.py`` pairs one package's keyword scores with another's word-model scores on the same
 stream, to tune a keyword model with another word model as verifier without running either again.
 """
@@ -35,6 +37,7 @@ from kws_tf.config import DetectorConfig, from_dict, to_dict
 from kws_tf.dataset import split_label
 from kws_tf.decisions import KeywordDetector, verify_scores_at
 from kws_tf.evaluate import metrics
+from kws_tf.evaluate.gate_grid import best_at, from_rows, save_grid
 from kws_tf.evaluate.streams import keyword_stream, split_bank
 from kws_tf.evaluate.traces import check_same_models, load_traces, model_digests, save_traces
 from kws_tf.runtime import Transcriber
@@ -107,23 +110,6 @@ def grid(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, veri
     return rows
 
 
-def best_at(rows: list[tuple[DetectorConfig, list[dict]]], fa_per_hour: float,
-            report: bool = False) -> tuple[float, DetectorConfig] | None:
-    """The best ``(recall, setting)`` of ``grid`` rows at <= ``fa_per_hour`` (None if none meets it)."""
-    best, per_pair = None, {}
-    for vcfg, points in rows:
-        point = metrics.recall_at_fa(points, fa_per_hour)
-        pair = (vcfg.smoothing_frames, vcfg.patience_frames)
-        per_pair[pair] = max(per_pair.get(pair, 0.0), point["recall"] or 0.0)
-        if point["recall"] is not None and (best is None or point["recall"] > best[0]):
-            best = (point["recall"], dataclasses.replace(vcfg, threshold=float(point["threshold"])))
-    if report:
-        n = len(rows) // max(len(per_pair), 1)
-        for (smoothing, patience), recall in per_pair.items():
-            print(f"  smoothing {smoothing}  patience {patience}: best recall {recall:.3f} (over {n} verification settings)", flush=True)
-    return best
-
-
 def search(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, verify: metrics.Trace | None,
            base: DetectorConfig, fa_per_hour: float, verify_choices: list[tuple[float, float]],
            report: bool = False) -> tuple[float, DetectorConfig] | None:
@@ -167,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --save-traces: stop once the traces are saved (no grid; tune later with --traces)")
     p.add_argument("--traces", nargs="+", metavar="FILE.npz",
                    help="tune on traces saved by --save-traces (several files: their streams joined) instead of running the models")
+    p.add_argument("--save-grid", metavar="FILE.json",
+                   help="also save the grid's counts (keywords caught and false alarms at every setting and threshold): "
+                        "small, kept per fold of a k-fold check and pooled by tools/kfold_gate.py")
     p.add_argument("--held-out", nargs="+", metavar="FILE.npz",
                    help="replay the best setting and the sidecar's current one on these saved traces (another stream) "
                         "and report recall and false alarms")
@@ -184,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--traces tunes on saved traces: --data-dir and --save-traces are for a run of the models")
     if args.any_models and args.write:
         p.error("--any-models tunes on traces of other models: a setting from them is not written into --models (drop --write)")
-    if args.save_only and (not args.save_traces or args.write or args.held_out or args.check_half):
-        p.error("--save-only saves the traces and stops: give --save-traces FILE.npz, without --write, --held-out or --check-half")
+    if args.save_only and (not args.save_traces or args.write or args.held_out or args.check_half or args.save_grid):
+        p.error("--save-only saves the traces and stops: give --save-traces FILE.npz, without --write, --held-out, --check-half or --save-grid")
 
     try:
         sidecar = load_sidecar(args.models, "kws")
@@ -225,7 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     splits = sorted({s.get("split", "unknown") for s in streams})
     print(f"{'+'.join(splits)} split: {len(spans_arr)} keywords in {duration / 60:.0f} min; recall at <= {args.fa_per_hour:g} FA/h")
     verify = (vt, vp) if len(vt) else None
-    best = search(t, pr, spans_arr, duration, verify, base, args.fa_per_hour, verify_choices, report=True)
+    rows = grid(t, pr, spans_arr, duration, verify, base, verify_choices)
+    if args.save_grid:
+        save_grid(args.save_grid, from_rows(rows, len(spans_arr), duration, streams))
+        print(f"saved the grid's counts to {args.save_grid} (pool them with other streams' in tools/kfold_gate.py)")
+    best = best_at(rows, args.fa_per_hour, report=True)
     current = metrics.recall_at_fa(metrics.det_points(t, pr, spans_arr, duration, base, THRESHOLDS, verify=verify), args.fa_per_hour)
     print(f"the sidecar's current setting (its threshold swept): recall {current['recall'] or 0:.3f}")
     if best is None:

@@ -1,0 +1,132 @@
+"""A keyword gate's tuning grid as counts (``tools/tune_detector.py --save-grid``): for every setting of
+the grid (smoothing, patience, verification window and threshold) and every keyword threshold, the
+keywords caught and the false alarms made over one or more streams, with the streams' keyword count and
+length. A few hundred kilobytes of JSON instead of the traces' megabytes, so a fold of a k-fold check
+can keep its result; grids of other streams (other folds) pool by adding their counts, and ``best_at``
+picks a pool's best setting as ``tools/tune_detector.py`` does on joined traces (numpy only)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from kws_tf.config import DetectorConfig, from_dict, to_dict
+from kws_tf.evaluate import metrics
+
+FORMAT = "kws_tf gate grid"
+Rows = list[tuple[DetectorConfig, list[dict]]]  # per setting, its DET points (metrics.det_points) in threshold order
+
+
+@dataclasses.dataclass
+class GateGrid:
+    """``caught`` and ``false_alarms``: ``(settings, thresholds)`` counts; ``keywords`` and ``seconds``:
+    what the streams held; ``streams``: where they came from (as saved with the traces)."""
+
+    settings: list[DetectorConfig]
+    thresholds: np.ndarray
+    caught: np.ndarray
+    false_alarms: np.ndarray
+    keywords: int
+    seconds: float
+    streams: list[dict]
+
+    def rows(self) -> Rows:
+        """The grid as ``tools/tune_detector.py`` computes it: per setting, one DET point per threshold."""
+        hours = max(self.seconds, 1e-9) / 3600.0
+        out = []
+        for i, cfg in enumerate(self.settings):
+            points = [{"threshold": float(th), "recall": float(c) / self.keywords if self.keywords else None,
+                       "false_alarms": int(fa), "fa_per_hour": float(fa) / hours}
+                      for th, c, fa in zip(self.thresholds, self.caught[i], self.false_alarms[i])]
+            out.append((cfg, points))
+        return out
+
+
+def from_rows(rows: Rows, keywords: int, seconds: float, streams: list[dict]) -> GateGrid:
+    """Counts of ``rows`` (every setting swept over the same thresholds) on streams with ``keywords``."""
+    thresholds = np.array([p["threshold"] for p in rows[0][1]], float)
+    if any([p["threshold"] for p in points] != thresholds.tolist() for _, points in rows):
+        raise ValueError("every setting of a grid must sweep the same keyword thresholds")
+    caught = np.array([[round((p["recall"] or 0.0) * keywords) for p in points] for _, points in rows], int)
+    false_alarms = np.array([[p["false_alarms"] for p in points] for _, points in rows], int)
+    return GateGrid([cfg for cfg, _ in rows], thresholds, caught, false_alarms, int(keywords), float(seconds), list(streams))
+
+
+def save_grid(path: str, grid: GateGrid) -> None:
+    """Write ``grid`` to ``path`` as JSON (via a temporary file: a failed save leaves nothing under the name)."""
+    body = {"format": FORMAT, "keywords": grid.keywords, "seconds": grid.seconds, "streams": grid.streams,
+            "thresholds": grid.thresholds.tolist(), "setting_fields": list(to_dict(grid.settings[0])),
+            "settings": [list(to_dict(cfg).values()) for cfg in grid.settings],  # one row of values per setting
+            "caught": grid.caught.tolist(), "false_alarms": grid.false_alarms.tolist()}
+    tmp = f"{path}.partial"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(body, f, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_grid(path: str) -> GateGrid:
+    """A grid saved by ``save_grid``. Exits with a one-line error naming the file for anything else."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            body = json.load(f)
+        if not isinstance(body, dict) or body.get("format") != FORMAT:
+            raise ValueError("no gate grid format mark")
+        fields = body["setting_fields"]
+        grid = GateGrid([from_dict(DetectorConfig, dict(zip(fields, row, strict=True))) for row in body["settings"]], np.array(body["thresholds"], float),
+                        np.array(body["caught"], int), np.array(body["false_alarms"], int), int(body["keywords"]),
+                        float(body["seconds"]), list(body.get("streams", [])))
+        shape = (len(grid.settings), len(grid.thresholds))
+        if grid.caught.shape != shape or grid.false_alarms.shape != shape:
+            raise ValueError(f"counts of shape {grid.caught.shape} / {grid.false_alarms.shape} for {shape} settings x thresholds")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"error: {path}: not a gate grid from tools/tune_detector.py --save-grid ({e}); save it again with --save-grid")
+    return grid
+
+
+def pool(grids: list[GateGrid]) -> GateGrid:
+    """One grid of several streams: counts, keywords and seconds added. Raises ``ValueError`` when the
+    grids differ in settings or thresholds (tuned with other grids or other sidecar defaults)."""
+    first = grids[0]
+    for g in grids[1:]:
+        if g.settings != first.settings or not np.array_equal(g.thresholds, first.thresholds):
+            raise ValueError("the grids sweep different settings or thresholds; save them all with the same "
+                             "tools/tune_detector.py and detector defaults")
+    return GateGrid(first.settings, first.thresholds, sum(g.caught for g in grids), sum(g.false_alarms for g in grids),
+                    sum(g.keywords for g in grids), sum(g.seconds for g in grids), [s for g in grids for s in g.streams])
+
+
+def best_at(rows: Rows, fa_per_hour: float, report: bool = False) -> tuple[float, DetectorConfig] | None:
+    """The best ``(recall, setting)`` of ``rows`` at <= ``fa_per_hour`` (None if none meets it); ties go
+    to the earlier setting and, within one, to the higher threshold."""
+    best, per_pair = None, {}
+    for vcfg, points in rows:
+        point = metrics.recall_at_fa(points, fa_per_hour)
+        pair = (vcfg.smoothing_frames, vcfg.patience_frames)
+        per_pair[pair] = max(per_pair.get(pair, 0.0), point["recall"] or 0.0)
+        if point["recall"] is not None and (best is None or point["recall"] > best[0]):
+            best = (point["recall"], dataclasses.replace(vcfg, threshold=float(point["threshold"])))
+    if report:
+        n = len(rows) // max(len(per_pair), 1)
+        for (smoothing, patience), recall in per_pair.items():
+            print(f"  smoothing {smoothing}  patience {patience}: best recall {recall:.3f} (over {n} verification settings)", flush=True)
+    return best
+
+
+def count_at(grid: GateGrid, cfg: DetectorConfig) -> tuple[int, int]:
+    """``(caught, false_alarms)`` of ``grid`` at the setting ``cfg`` (one of its settings, at one of its
+    thresholds). Raises ``KeyError`` when the grid has no such point."""
+    key = dataclasses.replace(cfg, threshold=0.0)
+    for i, setting in enumerate(grid.settings):
+        if dataclasses.replace(setting, threshold=0.0) == key:
+            j = np.flatnonzero(np.isclose(grid.thresholds, cfg.threshold))
+            if len(j):
+                return int(grid.caught[i, j[0]]), int(grid.false_alarms[i, j[0]])
+    raise KeyError(f"no grid point at {to_dict(cfg)}")

@@ -1,0 +1,59 @@
+"""Judge a gate recipe by k-fold: for each fold, tune the keyword gate on the other folds' grids (their
+counts added) and read that setting on the fold's own grid, as a user's gate tuned on some speakers meets
+new ones. Prints each fold's setting and held-out result, and the held-out sums over all folds.
+
+    python tools/kfold_gate.py FOLD1.json FOLD2.json ... [--fa-per-hour 0.5]
+
+Each file is one fold's grid, saved by ``tools/tune_detector.py --fold K/N --save-grid FOLDK.json`` (with
+``--traces A.npz B.npz --any-models`` to pool a fold's streams from saved traces). The setting is picked as
+``tune_detector`` picks it on joined traces; only the gate's state across the joins between streams is not
+carried (seconds in hours of stream).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kws_tf.config import to_dict
+from kws_tf.evaluate.gate_grid import best_at, count_at, load_grid, pool
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
+    p.add_argument("grids", nargs="+", metavar="FOLD.json", help="one grid per fold (tools/tune_detector.py --save-grid)")
+    p.add_argument("--fa-per-hour", type=float, default=0.5, help="false-alarm budget the gate is tuned to (default 0.5)")
+    args = p.parse_args(argv)
+    if len(args.grids) < 2:
+        p.error("give two or more folds' grids: each fold is tuned on the others")
+    grids = [load_grid(path) for path in args.grids]
+    try:
+        pool(grids)  # the same settings and thresholds throughout, before any work
+    except ValueError as e:
+        raise SystemExit(f"error: {', '.join(args.grids)}: {e}")
+
+    caught = false_alarms = keywords = 0
+    seconds = 0.0
+    for k, (path, held) in enumerate(zip(args.grids, grids)):
+        others = pool([g for j, g in enumerate(grids) if j != k])
+        best = best_at(others.rows(), args.fa_per_hour)
+        label = f"fold {k + 1} ({path}: {held.keywords} keywords in {held.seconds / 60:.0f} min)"
+        keywords += held.keywords
+        seconds += held.seconds
+        if best is None:
+            print(f"{label}: no setting meets {args.fa_per_hour:g} false alarms per hour on the other folds; counted as "
+                  "catching nothing", flush=True)
+            continue
+        c, fa = count_at(held, best[1])
+        caught, false_alarms = caught + c, false_alarms + fa
+        print(f"{label}: tuned on the others (recall {best[0]:.3f}) {to_dict(best[1])}; held out: recall "
+              f"{c / max(held.keywords, 1):.3f}, caught {c} of {held.keywords} keywords with {fa} false alarms "
+              f"({fa / (max(held.seconds, 1e-9) / 3600):.2f} per hour)", flush=True)
+    hours = max(seconds, 1e-9) / 3600
+    print(f"held out, {len(grids)} folds: recall {caught / max(keywords, 1):.4f}, caught {caught} of {keywords} keywords with "
+          f"{false_alarms} false alarms in {hours:.1f} h ({false_alarms / hours:.2f} per hour, budget {args.fa_per_hour:g})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
