@@ -181,6 +181,8 @@ class WordConfig:
         for name in ("neighbour_prob", "neighbour_at_end", "reverb_prob", "noise_prob", "silence_fraction", "keyword_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, not {getattr(self, name)}")
+        if self.keyword_share == 1.0:  # every word example the keyword: a model that never hears another word
+            raise ValueError("keyword_share must be below 1 (at 1 every word example is the keyword), e.g. 0.2")
         _check_freq_warp(self.freq_warp)
         if not self.silence_db[0] <= self.silence_db[1]:
             raise ValueError(f"silence_db must be a range low..high in dB, not {list(self.silence_db)}")

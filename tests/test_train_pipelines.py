@@ -70,8 +70,9 @@ def test_word_pipeline_keyword_share_draws_the_keyword_that_often_and_leaves_oth
     with pytest.raises(ValueError, match="keyword"):
         word_train_dataset(audio, labels, np.zeros(8, bool), n_words=4, noise=NOISE, features=FEATS,
                            word=WordConfig(keyword_share=0.5), batch_size=8, seed=3)
-    with pytest.raises(ValueError, match="keyword_share"):
-        WordConfig(keyword_share=1.5)
+    for share in (1.5, 1.0):  # 1.0: every word example the keyword, no other word ever heard
+        with pytest.raises(ValueError, match="keyword_share"):
+            WordConfig(keyword_share=share)
 
 
 def test_word_pipeline_draws_silence_levels_from_silence_db():
