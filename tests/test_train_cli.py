@@ -107,7 +107,8 @@ def test_bad_inputs_get_one_line_errors(tmp_path):
     assert "keyword 'marvin'" in one_line_error(run_cli("--data-dir", tree, "--task", "kws", "--keyword", "marvin"))
     assert "preset 'nope' not found" in one_line_error(run_cli("--data-dir", tree, "--preset", "nope"))
     assert "bad --set" in one_line_error(run_cli("--data-dir", tree, "--set", "kws.nonsense=1"))
-    assert "confusable_prob must be within 0..1" in one_line_error(run_cli("--data-dir", tree, "--set", "kws_data.confusable_prob=2"))
+    assert "with --set kws_data.confusable_prob=2: confusable_prob must be within 0..1" in one_line_error(
+        run_cli("--data-dir", tree, "--set", "kws_data.confusable_prob=2"))
     assert "needs the keyword 'stop' among --words" in one_line_error(
         run_cli("--data-dir", tree, "--task", "words", "--words", "yes", "--set", "word_data.keyword_share=0.2"))
     assert "neighbour_prob must be within 0..1" in one_line_error(run_cli("--data-dir", tree, "--set", "word_data.neighbour_prob=1.5"))

@@ -131,5 +131,6 @@ def load_preset(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
     try:
         parts = {s: from_dict(cls, data.get(s, {})) for s, cls in SECTIONS.items()}
     except (TypeError, ValueError) as exc:
-        raise PresetError(f"{path}: {exc}") from None
+        given = f" with --set {' '.join(overrides)}" if overrides else ""  # the bad value may be either's
+        raise PresetError(f"{path}{given}: {exc}") from None
     return Preset(name=os.path.basename(path)[:-5], **parts)
