@@ -1,0 +1,38 @@
+#!/bin/bash
+# One fold of the k-fold check of the keyword-share verifier recipe (training/EXPERIMENTS.md, rule 2 of the
+# thirty-third session, restarted in the thirty-fifth): train the fold's keyword model and both verifiers side by
+# side, save the two packages' traces on the fold's validation streams 21 and 22, and write the two grids
+# training/kfold/keyword_share/foldK_D.json and foldK_KS.json. About 1 hour 40 minutes on 2 cores (fold 1: trainings 76, traces 21, grids 2); rerunning resumes the
+# trainings from their run folders.
+#
+#   bash training/kfold/keyword_share/run_fold.sh K [WORK]
+#
+# Run from the repository root with its virtual environment; DATA (default ../shared/speech_commands_subset) and
+# SYNTH (default /tmp/synth, from python -m kws_tf.train.synth as in the experiment log) name the clips; WORK
+# (default /tmp/kfold_keyword_share) holds the models, logs and traces, which can go once the grids are written.
+set -euo pipefail
+K=$1; W=${2:-/tmp/kfold_keyword_share}/f$K; PY=${PY:-.venv/bin/python}
+DATA=${DATA:-../shared/speech_commands_subset}; SYNTH=${SYNTH:-/tmp/synth}
+OUT=training/kfold/keyword_share
+mkdir -p "$W"
+T="--data-dir $DATA --synthetic-dir $SYNTH --preset default --fold $K/5 --no-test --quiet"
+$PY -m kws_tf.train $T --task kws --seed 0 --out "$W/KWS" --run-dir "$W/run_kws" > "$W/kws.log" 2>&1 &
+$PY -m kws_tf.train $T --task words --seed 1 --out "$W/D" --run-dir "$W/run_D" > "$W/D.log" 2>&1 &
+$PY -m kws_tf.train $T --task words --seed 1 --set word_data.keyword_share=0.2 --out "$W/KS" --run-dir "$W/run_KS" > "$W/KS.log" 2>&1 &
+wait -n; wait -n; wait -n  # each returns one training's status: set -e stops here if one failed
+echo "fold $K: trained ($(date -u +%H:%M) UTC)"
+for R in D KS; do
+  rm -rf "$W/P$R"; mkdir -p "$W/P$R"; cp -r "$W/KWS/kws" "$W/P$R/kws"; cp -r "$W/$R/words" "$W/P$R/words"
+  for S in 21 22; do
+    $PY tools/tune_detector.py --models "$W/P$R" --data-dir "$DATA" --split validation --fold "$K/5" --minutes 240 --seed $S \
+      --fa-per-hour 0.5 --save-traces "$W/P${R}_${K}_s$S.npz" --save-only > "$W/trace_${R}_$S.log" 2>&1 &
+  done
+done
+wait -n; wait -n; wait -n; wait -n
+echo "fold $K: traces saved ($(date -u +%H:%M) UTC)"
+for R in D KS; do
+  $PY tools/tune_detector.py --models "$W/P$R" --traces "$W/P${R}_${K}_s21.npz" "$W/P${R}_${K}_s22.npz" --any-models \
+    --fa-per-hour 0.5 --save-grid "$OUT/fold${K}_$R.json" > "$W/grid_$R.log" 2>&1 &
+done
+wait -n; wait -n
+echo "fold $K: grids written to $OUT/fold${K}_D.json and fold${K}_KS.json ($(date -u +%H:%M) UTC)"
