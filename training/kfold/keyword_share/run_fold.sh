@@ -10,12 +10,14 @@
 # Run from the repository root with its virtual environment; DATA (default ../shared/speech_commands_subset) and
 # SYNTH (default /tmp/synth, from python -m kws_tf.train.synth as in the experiment log) name the clips; WORK
 # (default /tmp/kfold_keyword_share) holds the models, logs and traces, which can go once the grids are written.
+# PRESET, MINUTES and GRIDS (default: default, 240, training/kfold/keyword_share) are there for a quick try of
+# the script itself (PRESET=tiny MINUTES=1 GRIDS=/tmp/grids), never for a fold of the check.
 set -euo pipefail
 K=$1; W=${2:-/tmp/kfold_keyword_share}/f$K; PY=${PY:-.venv/bin/python}
 DATA=${DATA:-../shared/speech_commands_subset}; SYNTH=${SYNTH:-/tmp/synth}
-OUT=training/kfold/keyword_share
-mkdir -p "$W"
-T="--data-dir $DATA --synthetic-dir $SYNTH --preset default --fold $K/5 --no-test --quiet"
+PRESET=${PRESET:-default}; MINUTES=${MINUTES:-240}; OUT=${GRIDS:-training/kfold/keyword_share}
+mkdir -p "$W" "$OUT"
+T="--data-dir $DATA --synthetic-dir $SYNTH --preset $PRESET --fold $K/5 --no-test --quiet"
 $PY -m kws_tf.train $T --task kws --seed 0 --out "$W/KWS" --run-dir "$W/run_kws" > "$W/kws.log" 2>&1 &
 $PY -m kws_tf.train $T --task words --seed 1 --out "$W/D" --run-dir "$W/run_D" > "$W/D.log" 2>&1 &
 $PY -m kws_tf.train $T --task words --seed 1 --set word_data.keyword_share=0.2 --out "$W/KS" --run-dir "$W/run_KS" > "$W/KS.log" 2>&1 &
@@ -24,7 +26,7 @@ echo "fold $K: trained ($(date -u +%H:%M) UTC)"
 for R in D KS; do
   rm -rf "$W/P$R"; mkdir -p "$W/P$R"; cp -r "$W/KWS/kws" "$W/P$R/kws"; cp -r "$W/$R/words" "$W/P$R/words"
   for S in 21 22; do
-    $PY tools/tune_detector.py --models "$W/P$R" --data-dir "$DATA" --split validation --fold "$K/5" --minutes 240 --seed $S \
+    $PY tools/tune_detector.py --models "$W/P$R" --data-dir "$DATA" --split validation --fold "$K/5" --minutes "$MINUTES" --seed $S \
       --fa-per-hour 0.5 --save-traces "$W/P${R}_${K}_s$S.npz" --save-only > "$W/trace_${R}_$S.log" 2>&1 &
   done
 done
