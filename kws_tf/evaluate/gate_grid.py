@@ -79,10 +79,10 @@ def load_grid(path: str) -> GateGrid:
             body = json.load(f)
         if not isinstance(body, dict) or body.get("format") != FORMAT:
             raise ValueError("no gate grid format mark")
-        fields = body["setting_fields"]
-        grid = GateGrid([from_dict(DetectorConfig, dict(zip(fields, row, strict=True))) for row in body["settings"]], np.array(body["thresholds"], float),
-                        np.array(body["caught"], int), np.array(body["false_alarms"], int), int(body["keywords"]),
-                        float(body["seconds"]), list(body.get("streams", [])))
+        settings = [from_dict(DetectorConfig, dict(zip(body["setting_fields"], row, strict=True))) for row in body["settings"]]
+        grid = GateGrid(settings, np.array(body["thresholds"], float), np.array(body["caught"], int),
+                        np.array(body["false_alarms"], int), int(body["keywords"]), float(body["seconds"]),
+                        list(body.get("streams", [])))
         shape = (len(grid.settings), len(grid.thresholds))
         if grid.caught.shape != shape or grid.false_alarms.shape != shape:
             raise ValueError(f"counts of shape {grid.caught.shape} / {grid.false_alarms.shape} for {shape} settings x thresholds")
