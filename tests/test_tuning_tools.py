@@ -224,8 +224,8 @@ def test_kfold_gate_tunes_each_fold_on_the_others_and_sums_the_held_out_counts(t
 
 
 def test_kfold_gate_bad_grids_are_one_line(models, tiny_data_dir, tmp_path, capsys):
-    """A file that is not a grid, and grids of different sweeps, stop before any work with one line
-    naming the files; --save-grid is refused beside --save-only (that saves traces and stops)."""
+    """A file that is not a grid, grids of different sweeps and one fold's grid given twice stop before any
+    work with one line naming the files; --save-grid is refused beside --save-only (that saves traces and stops)."""
     from kws_tf.evaluate.gate_grid import load_grid, save_grid
 
     kfold = _tool("kfold_gate")
@@ -244,6 +244,10 @@ def test_kfold_gate_bad_grids_are_one_line(models, tiny_data_dir, tmp_path, caps
     with pytest.raises(SystemExit) as e:
         kfold.main([good, str(tmp_path / "other.json")])
     assert "different settings or thresholds" in str(e.value) and "\n" not in str(e.value)
+    shutil.copy(good, tmp_path / "good_again.json")
+    with pytest.raises(SystemExit) as e:  # the same fold twice: its streams would be tuned on and held out at once
+        kfold.main([good, str(tmp_path / "good_again.json")])
+    assert "both hold the test stream seed 1" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(SystemExit) as e:  # argparse: usage and a one-line error, exit 2
         kfold.main([good])
     assert e.value.code == 2 and "two or more folds" in capsys.readouterr().err
