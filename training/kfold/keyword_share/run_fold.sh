@@ -8,7 +8,7 @@
 #   bash training/kfold/keyword_share/run_fold.sh K [WORK]
 #
 # Run from the repository root with its virtual environment; DATA (default ../shared/speech_commands_subset) and
-# SYNTH (default /tmp/synth, from python -m kws_tf.train.synth as in the experiment log) name the clips; WORK
+# SYNTH (default /tmp/synth, from python -m kws_tf.train.synth as in saved_models/MODEL_CARD.md) name the clips; WORK
 # (default /tmp/kfold_keyword_share) holds the models, logs and traces, which can go once the grids are written.
 # PRESET, MINUTES and GRIDS (default: default, 240, training/kfold/keyword_share) are there for a quick try of
 # the script itself (PRESET=tiny MINUTES=1 GRIDS=/tmp/grids), never for a fold of the check.
