@@ -93,12 +93,19 @@ def load_grid(path: str) -> GateGrid:
 
 def pool(grids: list[GateGrid]) -> GateGrid:
     """One grid of several streams: counts, keywords and seconds added. Raises ``ValueError`` when the
-    grids differ in settings or thresholds (tuned with other grids or other sidecar defaults)."""
+    grids differ in settings or thresholds (tuned with other grids or other sidecar defaults) or two of
+    them hold the same stream (it would count twice, and a k-fold check would tune and hold out on it)."""
     first = grids[0]
     for g in grids[1:]:
         if g.settings != first.settings or not np.array_equal(g.thresholds, first.thresholds):
             raise ValueError("the grids sweep different settings or thresholds; save them all with the same "
                              "tools/tune_detector.py and detector defaults")
+    seen = set()
+    for g in grids:
+        for key in {(s["split"], s.get("seed"), s.get("minutes")) for s in g.streams if "split" in s}:
+            if key in seen:
+                raise ValueError(f"two grids both hold the {key[0]} stream seed {key[1]}: give each stream's grid once")
+            seen.add(key)
     return GateGrid(first.settings, first.thresholds, sum(g.caught for g in grids), sum(g.false_alarms for g in grids),
                     sum(g.keywords for g in grids), sum(g.seconds for g in grids), [s for g in grids for s in g.streams])
 
