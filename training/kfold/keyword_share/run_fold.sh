@@ -3,7 +3,8 @@
 # thirty-third session, restarted in the thirty-fifth): train the fold's keyword model and both verifiers side by
 # side, save the two packages' traces on the fold's validation streams 21 and 22, and write the two grids
 # training/kfold/keyword_share/foldK_D.json and foldK_KS.json. About 1 hour 40 minutes on 2 cores (fold 1: trainings 76, traces 21, grids 2); rerunning resumes the
-# trainings from their run folders.
+# trainings from their run folders. If one step fails (or the script is stopped), the steps still running beside it
+# are stopped too, so nothing keeps writing into WORK behind a failed fold.
 #
 #   bash training/kfold/keyword_share/run_fold.sh K [WORK]
 #
@@ -17,6 +18,8 @@ K=$1; W=${2:-/tmp/kfold_keyword_share}/f$K; PY=${PY:-.venv/bin/python}
 DATA=${DATA:-../shared/speech_commands_subset}; SYNTH=${SYNTH:-/tmp/synth}
 PRESET=${PRESET:-default}; MINUTES=${MINUTES:-240}; OUT=${GRIDS:-training/kfold/keyword_share}
 mkdir -p "$W" "$OUT"
+trap 'rc=$?; jobs -p | xargs -r kill 2>/dev/null || true
+      [ $rc -eq 0 ] || echo "fold $K: stopped (exit $rc); the logs are in $W" >&2' EXIT  # on success no job is left
 T="--data-dir $DATA --synthetic-dir $SYNTH --preset $PRESET --fold $K/5 --no-test --quiet"
 $PY -m kws_tf.train $T --task kws --seed 0 --out "$W/KWS" --run-dir "$W/run_kws" > "$W/kws.log" 2>&1 &
 $PY -m kws_tf.train $T --task words --seed 1 --out "$W/D" --run-dir "$W/run_D" > "$W/D.log" 2>&1 &
