@@ -1,0 +1,84 @@
+"""training/kfold/keyword_share/run_fold.sh, with a stand-in for Python that fakes each step's output:
+the steps it runs and the grids it leaves, and that a failed step stops the steps running beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "training", "kfold", "keyword_share", "run_fold.sh")
+
+# Stands in for `python`: logs its arguments and makes what the real step would leave (export folders, traces,
+# a grid). A call whose arguments hold $FAIL exits 4 after a second; with $HANG set, every other training sleeps
+# (writing its process id to $PIDS) until it is stopped.
+FAKE_PYTHON = r"""#!/bin/bash
+echo "$*" >> "$CALLS"
+args=("$@"); out=; traces=; grid=
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[i]}" in --out) out=${args[i+1]};; --save-traces) traces=${args[i+1]};; --save-grid) grid=${args[i+1]};; esac
+done
+if [ -n "$FAIL" ] && [[ "$*" == *"$FAIL"* ]]; then sleep 1; exit 4; fi
+if [ -n "$HANG" ] && [ -n "$out" ]; then echo $$ >> "$PIDS"; exec sleep 120; fi
+if [ -n "$out" ]; then mkdir -p "$out/kws" "$out/words"; fi
+if [ -n "$traces" ]; then echo traces > "$traces"; fi
+if [ -n "$grid" ]; then echo '{"fake": true}' > "$grid"; fi
+"""
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="run_fold.sh needs bash")
+
+
+def run_fold(tmp_path, **env):
+    fake = tmp_path / "fake_python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    env = {**os.environ, "PY": str(fake), "GRIDS": str(tmp_path / "grids"), "CALLS": str(tmp_path / "calls.txt"),
+           "PIDS": str(tmp_path / "pids.txt"), **env}
+    done = subprocess.run(["bash", SCRIPT, "3", str(tmp_path / "work")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    return done, calls
+
+
+def test_a_fold_trains_three_models_saves_four_traces_and_writes_two_grids(tmp_path):
+    done, calls = run_fold(tmp_path)
+    assert done.returncode == 0, done.stderr
+    trainings = [c for c in calls if c.startswith("-m kws_tf.train")]
+    assert len(trainings) == 3 and all("--fold 3/5" in c and "--no-test" in c for c in trainings)
+    assert sum("keyword_share=0.2" in c for c in trainings) == 1
+    traces = [c for c in calls if "--save-traces" in c]
+    assert sorted(c.split("--seed ")[1].split()[0] for c in traces) == ["21", "21", "22", "22"]
+    assert all("--split validation --fold 3/5 --minutes 240" in c for c in traces)
+    for recipe in ("D", "KS"):
+        grid = tmp_path / "grids" / f"fold3_{recipe}.json"
+        assert json.loads(grid.read_text()) == {"fake": True}
+        # the package of each recipe: the fold's keyword model beside that recipe's word model
+        assert (tmp_path / "work" / "f3" / f"P{recipe}" / "kws").is_dir()
+    assert "fold 3: grids written" in done.stdout
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_a_failed_training_stops_the_others_and_says_where_the_logs_are(tmp_path):
+    done, calls = run_fold(tmp_path, FAIL="keyword_share=0.2", HANG="1")
+    assert done.returncode == 4
+    assert f"fold 3: stopped (exit 4); the logs are in {tmp_path / 'work' / 'f3'}" in done.stderr
+    assert not any("--save-traces" in c for c in calls) and not (tmp_path / "grids" / "fold3_D.json").exists()
+    pids = [int(p) for p in (tmp_path / "pids.txt").read_text().split()]
+    assert len(pids) == 2
+
+    def running(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split(")")[-1].split()[0] != "Z"  # a stopped child not yet reaped counts as gone
+        except FileNotFoundError:
+            return False
+
+    deadline = time.time() + 10
+    while any(running(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(running(p) for p in pids)
