@@ -33,14 +33,19 @@ if [ -n "$grid" ]; then echo '{"fake": true}' > "$grid"; fi
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="run_fold.sh needs bash")
 
 
-def run_fold(tmp_path, **env):
+def run_fold(tmp_path, stop_after_s: float | None = None, **env):
     fake = tmp_path / "fake_python"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
     env = {**os.environ, "PY": str(fake), "GRIDS": str(tmp_path / "grids"), "CALLS": str(tmp_path / "calls.txt"),
            "PIDS": str(tmp_path / "pids.txt"), **env}
-    done = subprocess.run(["bash", SCRIPT, "3", str(tmp_path / "work")], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    script = subprocess.Popen(["bash", SCRIPT, "3", str(tmp_path / "work")], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if stop_after_s is not None:
+        time.sleep(stop_after_s)
+        script.terminate()
+    out, err = script.communicate(timeout=60)
+    done = subprocess.CompletedProcess(script.args, script.returncode, out, err)
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     return done, calls
 
@@ -63,13 +68,19 @@ def test_a_fold_trains_three_models_saves_four_traces_and_writes_two_grids(tmp_p
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
-def test_a_failed_training_stops_the_others_and_says_where_the_logs_are(tmp_path):
-    done, calls = run_fold(tmp_path, FAIL="keyword_share=0.2", HANG="1")
-    assert done.returncode == 4
-    assert f"fold 3: stopped (exit 4); the logs are in {tmp_path / 'work' / 'f3'}" in done.stderr
+@pytest.mark.parametrize("how", ["a training fails", "the script is stopped"])
+def test_the_trainings_left_are_stopped_and_the_logs_named(tmp_path, how):
+    if how == "a training fails":
+        done, calls = run_fold(tmp_path, FAIL="keyword_share=0.2", HANG="1")
+        code, hanging = 4, 2
+    else:
+        done, calls = run_fold(tmp_path, stop_after_s=1.0, HANG="1")
+        code, hanging = 143, 3
+    assert done.returncode == code
+    assert f"fold 3: stopped (exit {code}); the logs are in {tmp_path / 'work' / 'f3'}" in done.stderr
     assert not any("--save-traces" in c for c in calls) and not (tmp_path / "grids" / "fold3_D.json").exists()
     pids = [int(p) for p in (tmp_path / "pids.txt").read_text().split()]
-    assert len(pids) == 2
+    assert len(pids) == hanging
 
     def running(pid: int) -> bool:
         try:

@@ -20,6 +20,7 @@ PRESET=${PRESET:-default}; MINUTES=${MINUTES:-240}; OUT=${GRIDS:-training/kfold/
 mkdir -p "$W" "$OUT"
 trap 'rc=$?; jobs -p | xargs -r kill 2>/dev/null || true
       [ $rc -eq 0 ] || echo "fold $K: stopped (exit $rc); the logs are in $W" >&2' EXIT  # on success no job is left
+trap 'exit 130' INT; trap 'exit 143' TERM  # so that the EXIT trap sees a stop by signal as one
 T="--data-dir $DATA --synthetic-dir $SYNTH --preset $PRESET --fold $K/5 --no-test --quiet"
 $PY -m kws_tf.train $T --task kws --seed 0 --out "$W/KWS" --run-dir "$W/run_kws" > "$W/kws.log" 2>&1 &
 $PY -m kws_tf.train $T --task words --seed 1 --out "$W/D" --run-dir "$W/run_D" > "$W/D.log" 2>&1 &
