@@ -1,5 +1,6 @@
 """training/kfold/keyword_share/run_fold.sh, with a stand-in for Python that fakes each step's output:
-the steps it runs and the grids it leaves, and that a failed step stops the steps running beside it."""
+the steps it runs and the grids it leaves, and that a failed step or a stop by signal stops the steps running
+beside it and names the logs."""
 
 from __future__ import annotations
 
