@@ -158,42 +158,45 @@ def test_saved_grids_pool_like_joined_traces_and_judge_a_recipe_by_kfold(models,
     """--save-grid keeps the grid as counts: the saved grid picks the setting tune_detector printed, grids
     of two streams pooled pick what their traces joined pick, and tools/kfold_gate.py tunes each fold on
     the other folds' grids and reads the setting on its own, as --traces (the others) --held-out (this
-    fold) replays it; its sums are the folds' sums."""
+    fold) replays it; its sums are the folds' sums. The tiny tree's three folds of 3 hold 1-2 speakers each."""
     from kws_tf.evaluate.gate_grid import best_at, count_at, load_grid, pool
 
     detector, kfold = _tool("tune_detector"), _tool("kfold_gate")
     traces, grids, best = {}, {}, {}
-    for seed in (3, 4, 5):
-        traces[seed], grids[seed] = str(tmp_path / f"s{seed}.npz"), str(tmp_path / f"s{seed}.json")
-        assert detector.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "1", "--seed", str(seed),
-                              "--fa-per-hour", "1000", "--save-traces", traces[seed], "--save-grid", grids[seed]]) == 0
+    for k in (1, 2, 3):
+        traces[k], grids[k] = str(tmp_path / f"fold{k}.npz"), str(tmp_path / f"fold{k}.json")
+        assert detector.main(["--models", models, "--data-dir", tiny_data_dir, "--split", "validation", "--fold", f"{k}/3",
+                              "--minutes", "1", "--seed", "3", "--fa-per-hour", "1000", "--save-traces", traces[k],
+                              "--save-grid", grids[k]]) == 0
         out = capsys.readouterr().out
-        assert f"saved the grid's counts to {grids[seed]}" in out
-        best[seed] = float(re.search(r"best: .* \(recall ([0-9.]+)\)", out).group(1))
-        grid = load_grid(grids[seed])
+        assert f"saved the grid's counts to {grids[k]}" in out
+        best[k] = float(re.search(r"best: .* \(recall ([0-9.]+)\)", out).group(1))
+        grid = load_grid(grids[k])
         assert grid.keywords > 0 and grid.caught.shape == grid.false_alarms.shape == (len(grid.settings), len(grid.thresholds))
-        assert round(best_at(grid.rows(), 1000)[0], 3) == best[seed]
-        assert os.path.getsize(grids[seed]) < 200_000 and not os.path.exists(grids[seed] + ".partial")
+        assert round(best_at(grid.rows(), 1000)[0], 3) == best[k]
+        assert os.path.getsize(grids[k]) < 200_000 and not os.path.exists(grids[k] + ".partial")
 
-    assert detector.main(["--models", models, "--traces", traces[4], traces[5], "--fa-per-hour", "1000"]) == 0
+    assert detector.main(["--models", models, "--traces", traces[2], traces[3], "--fa-per-hour", "1000"]) == 0
     joined = float(re.search(r"best: .* \(recall ([0-9.]+)\)", capsys.readouterr().out).group(1))
-    pooled = pool([load_grid(grids[4]), load_grid(grids[5])])
-    assert pooled.keywords == load_grid(grids[4]).keywords + load_grid(grids[5]).keywords
+    pooled = pool([load_grid(grids[2]), load_grid(grids[3])])
+    assert pooled.keywords == load_grid(grids[2]).keywords + load_grid(grids[3]).keywords
     assert round(best_at(pooled.rows(), 1000)[0], 3) == joined
 
     budget = "1000"
-    assert kfold.main([grids[3], grids[4], grids[5], "--fa-per-hour", budget]) == 0
+    assert kfold.main([grids[1], grids[2], grids[3], "--fa-per-hour", budget]) == 0
     out = capsys.readouterr().out
-    folds = re.findall(r"^fold (\d) \(.*\): tuned on the others .*caught (\d+) of (\d+) keywords with (\d+) false alarms", out, re.M)
+    folds = re.findall(r"^fold (\d)/3 \(.*\): tuned on the others .*caught (\d+) of (\d+) keywords with (\d+) false alarms", out, re.M)
     assert [f[0] for f in folds] == ["1", "2", "3"]
     total = re.search(r"held out, 3 folds: recall [0-9.]+, caught (\d+) of (\d+) keywords with (\d+) false alarms", out)
     for i in range(3):
         assert int(total.group(i + 1)) == sum(int(f[i + 1]) for f in folds)
-    assert detector.main(["--models", models, "--traces", traces[4], traces[5], "--held-out", traces[3], "--fa-per-hour", budget]) == 0
+    assert detector.main(["--models", models, "--traces", traces[2], traces[3], "--held-out", traces[1], "--fa-per-hour", budget]) == 0
     held = re.search(r"held out \(.*\): recall [0-9.]+ with (\d+) false alarms .*; caught (\d+) of (\d+) keywords", capsys.readouterr().out)
     assert (folds[0][1], folds[0][2], folds[0][3]) == (held.group(2), held.group(3), held.group(1))
     setting = best_at(pooled.rows(), float(budget))[1]
-    assert count_at(load_grid(grids[3]), setting) == (int(folds[0][1]), int(folds[0][3]))
+    assert count_at(load_grid(grids[1]), setting) == (int(folds[0][1]), int(folds[0][3]))
+    assert kfold.main([grids[1], grids[3], "--fa-per-hour", budget]) == 0  # a check with a fold left out says which
+    assert "held out, 2 of 3 folds (no grid for 2): recall" in capsys.readouterr().out
 
 
 def test_kfold_gate_tunes_each_fold_on_the_others_and_sums_the_held_out_counts(tmp_path, capsys):
@@ -212,10 +215,11 @@ def test_kfold_gate_tunes_each_fold_on_the_others_and_sums_the_held_out_counts(t
     paths = []
     for k, (caught, fa) in folds.items():
         paths.append(str(tmp_path / f"fold{k}.json"))
-        save_grid(paths[-1], GateGrid(settings, np.array([0.5, 0.9]), np.array(caught), np.array(fa), 10, 3600.0, []))
+        streams = [{"split": f"validation fold {k}/3", "seed": 21, "minutes": 60.0}]
+        save_grid(paths[-1], GateGrid(settings, np.array([0.5, 0.9]), np.array(caught), np.array(fa), 10, 3600.0, streams))
     assert _tool("kfold_gate").main([*paths, "--fa-per-hour", "1"]) == 0
     out = capsys.readouterr().out
-    lines = re.findall(r"^fold (\d) .*tuned on the others \(recall ([0-9.]+)\) (.*); held out: recall [0-9.]+, "
+    lines = re.findall(r"^fold (\d)/3 .*tuned on the others \(recall ([0-9.]+)\) (.*); held out: recall [0-9.]+, "
                        r"caught (\d+) of 10 keywords with (\d+) false alarms", out, re.M)
     assert [(k, r, c, fa) for k, r, _, c, fa in lines] == [("1", "0.950", "9", "3"), ("2", "0.500", "8", "1"), ("3", "0.750", "9", "3")]
     assert ["'smoothing_frames': 1" in s and "'threshold': 0.5" in s for _, _, s, _, _ in lines] == [True, False, False]
@@ -224,36 +228,52 @@ def test_kfold_gate_tunes_each_fold_on_the_others_and_sums_the_held_out_counts(t
 
 
 def test_kfold_gate_bad_grids_are_one_line(models, tiny_data_dir, tmp_path, capsys):
-    """A file that is not a grid, grids of different sweeps and one fold's grid given twice stop before any
-    work with one line naming the files; --save-grid is refused beside --save-only (that saves traces and stops)."""
+    """A file that is not a grid, grids of different sweeps, and grids that would tune and hold out on the
+    same speakers or mix checks (one fold given twice, a grid of no fold or of two, folds of another N or
+    split) stop before any work with one line naming the files; --save-grid is refused beside --save-only
+    (that saves traces and stops)."""
     from kws_tf.evaluate.gate_grid import load_grid, save_grid
 
     kfold = _tool("kfold_gate")
     bad = tmp_path / "not_a_grid.json"
     bad.write_text('{"format": "something else"}')
-    good = str(tmp_path / "good.json")
+    plain = str(tmp_path / "plain.json")
     assert _tool("tune_detector").main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "1",
-                                        "--fa-per-hour", "1000", "--save-grid", good]) == 0
+                                        "--fa-per-hour", "1000", "--save-grid", plain]) == 0
     capsys.readouterr()
-    with pytest.raises(SystemExit) as e:
-        kfold.main([good, str(bad)])
-    assert str(e.value).startswith("error:") and "not_a_grid.json" in str(e.value) and "\n" not in str(e.value)
-    other = load_grid(good)
-    other.thresholds = other.thresholds + 0.001
-    save_grid(str(tmp_path / "other.json"), other)
-    with pytest.raises(SystemExit) as e:
-        kfold.main([good, str(tmp_path / "other.json")])
-    assert "different settings or thresholds" in str(e.value) and "\n" not in str(e.value)
-    shutil.copy(good, tmp_path / "good_again.json")
-    with pytest.raises(SystemExit) as e:  # the same fold twice: its streams would be tuned on and held out at once
-        kfold.main([good, str(tmp_path / "good_again.json")])
-    assert "both hold the test stream seed 1" in str(e.value) and "\n" not in str(e.value)
+
+    def saved(name: str, *splits: str, seed: int = 21, shift: float = 0.0) -> str:
+        grid = load_grid(plain)  # the plain test stream's counts, recorded as other streams
+        grid.streams = [{"split": split, "seed": seed, "minutes": 1.0} for split in splits]
+        grid.thresholds = grid.thresholds + shift
+        save_grid(str(tmp_path / name), grid)
+        return str(tmp_path / name)
+
+    def refused(*paths: str) -> str:
+        with pytest.raises(SystemExit) as e:
+            kfold.main(list(paths))
+        assert str(e.value).startswith("error:") and "\n" not in str(e.value)
+        return str(e.value)
+
+    one, two = saved("one.json", "validation fold 1/5"), saved("two.json", "validation fold 2/5")
+    assert kfold.main([one, two]) == 0  # two folds of one split: the check runs
+    capsys.readouterr()
+    assert "not_a_grid.json" in refused(one, str(bad))
+    assert "different settings or thresholds" in refused(one, saved("other.json", "validation fold 3/5", shift=0.001))
+    again = refused(one, saved("one_again.json", "validation fold 1/5", seed=22))  # tuned on and held out at once
+    assert "one.json and " in again and "one_again.json are both fold 1/5" in again
+    assert "plain.json holds streams of no fold (test)" in refused(one, plain)
+    both = saved("both.json", "validation fold 1/5", "validation fold 2/5")
+    assert "both.json holds streams of validation fold 1/5 and validation fold 2/5" in refused(two, both)
+    assert "one.json is validation fold 1/5 and " in (of4 := refused(one, saved("of4.json", "validation fold 2/4")))
+    assert "of4.json validation fold 2/4: give the folds of one k-fold split" in of4
+    assert "test fold 2/5: give the folds of one k-fold split" in refused(one, saved("test2.json", "test fold 2/5"))
     with pytest.raises(SystemExit) as e:  # argparse: usage and a one-line error, exit 2
-        kfold.main([good])
+        kfold.main([one])
     assert e.value.code == 2 and "two or more folds" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         _tool("tune_detector").main(["--models", models, "--data-dir", tiny_data_dir, "--save-traces", "t.npz", "--save-only",
-                                     "--save-grid", good])
+                                     "--save-grid", plain])
     assert e.value.code == 2 and "--save-only saves the traces and stops" in capsys.readouterr().err
 
 

@@ -4,8 +4,10 @@ new ones. Prints each fold's setting and held-out result, and the held-out sums 
 
     python tools/kfold_gate.py FOLD1.json FOLD2.json ... [--fa-per-hour 0.5]
 
-Each file is one fold's grid, saved by ``tools/tune_detector.py --fold K/N --save-grid FOLDK.json`` (with
-``--traces A.npz B.npz --any-models`` to pool a fold's streams from saved traces). The setting is picked as
+Each file is one fold's grid, saved by ``tools/tune_detector.py --split validation --fold K/N --save-grid
+FOLDK.json`` (with ``--traces A.npz B.npz --any-models`` to pool a fold's streams from saved traces). The
+grids' stream records must show one fold each, all folds of one split and no fold twice (otherwise some
+speakers would be tuned on and held out at once); folds without a grid are named in the sums' line. The setting is picked as
 ``tune_detector`` picks it on joined traces; only the gate's state across the joins between streams is not
 carried (seconds in hours of stream).
 """
@@ -16,7 +18,7 @@ import argparse
 import sys
 
 from kws_tf.config import to_dict
-from kws_tf.evaluate.gate_grid import best_at, count_at, load_grid, pool
+from kws_tf.evaluate.gate_grid import best_at, count_at, folds_of, load_grid, pool
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,16 +30,20 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give two or more folds' grids: each fold is tuned on the others")
     grids = [load_grid(path) for path in args.grids]
     try:
+        folds = folds_of(grids, args.grids)  # one fold each, all of one split: no speaker both tuned on and held out
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")  # names the files it is about
+    try:
         pool(grids)  # the same settings and thresholds throughout and no stream twice, before any work
     except ValueError as e:
         raise SystemExit(f"error: {', '.join(args.grids)}: {e}")
 
     caught = false_alarms = keywords = 0
     seconds = 0.0
-    for k, (path, held) in enumerate(zip(args.grids, grids)):
-        others = pool([g for j, g in enumerate(grids) if j != k])
+    for i, (path, held, (k, n)) in enumerate(zip(args.grids, grids, folds)):
+        others = pool([g for j, g in enumerate(grids) if j != i])
         best = best_at(others.rows(), args.fa_per_hour)
-        label = f"fold {k + 1} ({path}: {held.keywords} keywords in {held.seconds / 60:.0f} min)"
+        label = f"fold {k}/{n} ({path}: {held.keywords} keywords in {held.seconds / 60:.0f} min)"
         keywords += held.keywords
         seconds += held.seconds
         if best is None:
@@ -50,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{c / max(held.keywords, 1):.3f}, caught {c} of {held.keywords} keywords with {fa} false alarms "
               f"({fa / (max(held.seconds, 1e-9) / 3600):.2f} per hour)", flush=True)
     hours = max(seconds, 1e-9) / 3600
-    print(f"held out, {len(grids)} folds: recall {caught / max(keywords, 1):.4f}, caught {caught} of {keywords} keywords with "
+    n = folds[0][1]
+    missing = sorted(set(range(1, n + 1)) - {k for k, _ in folds})
+    which = f"{len(grids)} folds" if not missing else f"{len(grids)} of {n} folds (no grid for {', '.join(map(str, missing))})"
+    print(f"held out, {which}: recall {caught / max(keywords, 1):.4f}, caught {caught} of {keywords} keywords with "
           f"{false_alarms} false alarms in {hours:.1f} h ({false_alarms / hours:.2f} per hour, budget {args.fa_per_hour:g})")
     return 0
 

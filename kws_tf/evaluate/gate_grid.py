@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
 import numpy as np
 
@@ -108,6 +109,39 @@ def pool(grids: list[GateGrid]) -> GateGrid:
             seen.add(key)
     return GateGrid(first.settings, first.thresholds, sum(g.caught for g in grids), sum(g.false_alarms for g in grids),
                     sum(g.keywords for g in grids), sum(g.seconds for g in grids), [s for g in grids for s in g.streams])
+
+
+_FOLD = re.compile(r" fold (\d+)/(\d+)")
+
+
+def folds_of(grids: list[GateGrid], names: list[str]) -> list[tuple[int, int]]:
+    """Each grid's fold ``(K, N)``, read from its streams' split (``"validation fold 2/5"``). Raises
+    ``ValueError`` naming the files when a k-fold check would tune and hold out on the same speakers or mix
+    checks: a grid without a fold (or of several), two grids of one fold, folds of different N or splits."""
+    found = []
+    for grid, name in zip(grids, names):
+        splits = {s.get("split", "") for s in grid.streams}
+        marks = {(_FOLD.sub("", sp), *map(int, m.groups())) for sp in splits for m in [_FOLD.search(sp)] if m}
+        plain = sorted(sp or "no split recorded" for sp in splits if not _FOLD.search(sp))
+        if not splits or plain:
+            raise ValueError(f"{name} holds streams of no fold ({', '.join(plain) or 'no stream record'}): each "
+                             "grid must be one fold's, saved by tools/tune_detector.py --split validation --fold K/N --save-grid")
+        if len(marks) > 1:
+            raise ValueError(f"{name} holds streams of {' and '.join(sorted(f'{b} fold {k}/{n}' for b, k, n in marks))}: "
+                             "save one grid per fold")
+        found.append(marks.pop())
+    first_base, first_k, first_n = found[0]
+    for (base, k, n), name in zip(found, names):
+        if (base, n) != (first_base, first_n):
+            raise ValueError(f"{names[0]} is {first_base} fold {first_k}/{first_n} and {name} {base} fold {k}/{n}: "
+                             "give the folds of one k-fold split")
+    for i, (_, k, n) in enumerate(found):
+        for j in range(i):
+            if found[j][1] == k:
+                raise ValueError(f"{names[j]} and {names[i]} are both fold {k}/{n}: its speakers would be tuned on and "
+                                 "held out at once; pool a fold's streams into one grid (tune_detector.py --traces A.npz "
+                                 "B.npz --save-grid)")
+    return [(k, n) for _, k, n in found]
 
 
 def best_at(rows: Rows, fa_per_hour: float, report: bool = False) -> tuple[float, DetectorConfig] | None:
