@@ -15,9 +15,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "training", "kfold", "keyword_share", "run_fold.sh")
 
-# Stands in for `python`: logs its arguments and makes what the real step would leave (export folders, traces,
-# a grid). A call whose arguments hold $FAIL exits 4 after a second; with $HANG set, every other training sleeps
-# (writing its process id to $PIDS) until it is stopped.
+# Stands in for `python`: logs its arguments and makes what the real step would leave (the synthetic clips' folder,
+# export folders, traces, a grid). A call whose arguments hold $FAIL exits 4 after a second; with $HANG set, every
+# other training sleeps (writing its process id to $PIDS) until it is stopped.
 FAKE_PYTHON = r"""#!/bin/bash
 echo "$*" >> "$CALLS"
 args=("$@"); out=; traces=; grid=
@@ -25,6 +25,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[i]}" in --out) out=${args[i+1]};; --save-traces) traces=${args[i+1]};; --save-grid) grid=${args[i+1]};; esac
 done
 if [ -n "$FAIL" ] && [[ "$*" == *"$FAIL"* ]]; then sleep 1; exit 4; fi
+if [[ "$*" == "-m kws_tf.train.synth "* ]]; then mkdir -p "$out"; exit 0; fi
 if [ -n "$HANG" ] && [ -n "$out" ]; then echo $$ >> "$PIDS"; exec sleep 120; fi
 if [ -n "$out" ]; then mkdir -p "$out/kws" "$out/words"; fi
 if [ -n "$traces" ]; then echo traces > "$traces"; fi
@@ -39,7 +40,7 @@ def run_fold(tmp_path, stop_after_s: float | None = None, **env):
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
     env = {**os.environ, "PY": str(fake), "GRIDS": str(tmp_path / "grids"), "CALLS": str(tmp_path / "calls.txt"),
-           "PIDS": str(tmp_path / "pids.txt"), **env}
+           "PIDS": str(tmp_path / "pids.txt"), "SYNTH": str(tmp_path / "synth"), **env}
     script = subprocess.Popen(["bash", SCRIPT, "3", str(tmp_path / "work")], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if stop_after_s is not None:
@@ -54,7 +55,12 @@ def run_fold(tmp_path, stop_after_s: float | None = None, **env):
 def test_a_fold_trains_three_models_saves_four_traces_and_writes_two_grids(tmp_path):
     done, calls = run_fold(tmp_path)
     assert done.returncode == 0, done.stderr
-    trainings = [c for c in calls if c.startswith("-m kws_tf.train")]
+    # first the model card's synthetic clips (the command writes only what the folder lacks)
+    with open(os.path.join(ROOT, "saved_models", "MODEL_CARD.md"), encoding="utf-8") as f:
+        card = f.read().replace("\\\n", " ")
+    words = card.split("python -m kws_tf.train.synth --words ")[1].split(" --out")[0].split()
+    assert len(words) == 30 and calls[0] == f"-m kws_tf.train.synth --words {' '.join(words)} --out {tmp_path / 'synth'} --per-word 200 --seed 0"
+    trainings = [c for c in calls if c.startswith("-m kws_tf.train ")]
     assert len(trainings) == 3 and all("--fold 3/5" in c and "--no-test" in c for c in trainings)
     assert sum("keyword_share=0.2" in c for c in trainings) == 1
     traces = [c for c in calls if "--save-traces" in c]
@@ -66,6 +72,12 @@ def test_a_fold_trains_three_models_saves_four_traces_and_writes_two_grids(tmp_p
         # the package of each recipe: the fold's keyword model beside that recipe's word model
         assert (tmp_path / "work" / "f3" / f"P{recipe}" / "kws").is_dir()
     assert "fold 3: grids written" in done.stdout
+
+
+def test_no_training_starts_without_the_synthetic_clips(tmp_path):
+    done, calls = run_fold(tmp_path, FAIL="kws_tf.train.synth")
+    assert done.returncode == 4 and "fold 3: stopped (exit 4)" in done.stderr
+    assert len(calls) == 1 and not (tmp_path / "work" / "f3" / "kws.log").exists()
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")

@@ -9,7 +9,8 @@
 #   bash training/kfold/keyword_share/run_fold.sh K [WORK]
 #
 # Run from the repository root with its virtual environment; DATA (default ../shared/speech_commands_subset) and
-# SYNTH (default /tmp/synth, from python -m kws_tf.train.synth as in saved_models/MODEL_CARD.md) name the clips; WORK
+# SYNTH (default /tmp/synth) name the clips: the script first makes the synthetic clips of saved_models/MODEL_CARD.md
+# there (python -m kws_tf.train.synth, which writes only the clips a folder lacks and checks the others); WORK
 # (default /tmp/kfold_keyword_share) holds the models, logs and traces, which can go once the grids are written.
 # PRESET, MINUTES and GRIDS (default: default, 240, training/kfold/keyword_share) are there for a quick try of
 # the script itself (PRESET=tiny MINUTES=1 GRIDS=/tmp/grids), never for a fold of the check.
@@ -21,6 +22,9 @@ mkdir -p "$W" "$OUT"
 trap 'rc=$?; jobs -p | xargs -r kill 2>/dev/null || true
       [ $rc -eq 0 ] || echo "fold $K: stopped (exit $rc); the logs are in $W" >&2' EXIT  # on success no job is left
 trap 'exit 130' INT; trap 'exit 143' TERM  # so that the EXIT trap sees a stop by signal as one
+WORDS="bed bird cat dog down eight five four go happy house left marvin nine no off on one right seven sheila six stop three tree two up wow yes zero"
+echo "fold $K: synthetic clips in $SYNTH ($(date -u +%H:%M) UTC)"  # the model card's; about 20 s, also where all are there
+$PY -m kws_tf.train.synth --words $WORDS --out "$SYNTH" --per-word 200 --seed 0 > "$W/synth.log" 2>&1
 T="--data-dir $DATA --synthetic-dir $SYNTH --preset $PRESET --fold $K/5 --no-test --quiet"
 $PY -m kws_tf.train $T --task kws --seed 0 --out "$W/KWS" --run-dir "$W/run_kws" > "$W/kws.log" 2>&1 &
 $PY -m kws_tf.train $T --task words --seed 1 --out "$W/D" --run-dir "$W/run_D" > "$W/D.log" 2>&1 &
