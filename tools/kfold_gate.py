@@ -7,9 +7,9 @@ new ones. Prints each fold's setting and held-out result, and the held-out sums 
 Each file is one fold's grid, saved by ``tools/tune_detector.py --split validation --fold K/N --save-grid
 FOLDK.json`` (with ``--traces A.npz B.npz --any-models`` to pool a fold's streams from saved traces). The
 grids' stream records must show one fold each, all folds of one split and no fold twice (otherwise some
-speakers would be tuned on and held out at once); folds without a grid are named in the sums' line. The setting is picked as
-``tune_detector`` picks it on joined traces; only the gate's state across the joins between streams is not
-carried (seconds in hours of stream).
+speakers would be tuned on and held out at once); folds without a grid are named in the sums' line. The
+setting is picked as ``tune_detector`` picks it on joined traces; only the gate's state across the joins
+between streams is not carried (seconds in hours of stream).
 """
 
 from __future__ import annotations
