@@ -232,7 +232,7 @@ def test_kfold_gate_bad_grids_are_one_line(models, tiny_data_dir, tmp_path, caps
     same speakers or mix checks (one fold given twice, a grid of no fold or of two, folds of another N or
     split) stop before any work with one line naming the files; --save-grid is refused beside --save-only
     (that saves traces and stops)."""
-    from kws_tf.evaluate.gate_grid import load_grid, save_grid
+    from kws_tf.evaluate.gate_grid import load_grid, pool, save_grid
 
     kfold = _tool("kfold_gate")
     bad = tmp_path / "not_a_grid.json"
@@ -263,6 +263,8 @@ def test_kfold_gate_bad_grids_are_one_line(models, tiny_data_dir, tmp_path, caps
     again = refused(one, saved("one_again.json", "validation fold 1/5", seed=22))  # tuned on and held out at once
     assert "one.json and " in again and "one_again.json are both fold 1/5" in again
     assert "plain.json holds streams of no fold (test)" in refused(one, plain)
+    with pytest.raises(ValueError, match="both hold the validation fold 1/5 stream seed 21"):  # pool's own guard
+        pool([load_grid(one), load_grid(one)])
     both = saved("both.json", "validation fold 1/5", "validation fold 2/5")
     assert "both.json holds streams of validation fold 1/5 and validation fold 2/5" in refused(two, both)
     assert "one.json is validation fold 1/5 and " in (of4 := refused(one, saved("of4.json", "validation fold 2/4")))

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         raise SystemExit(f"error: {e}")  # names the files it is about
     try:
-        pool(grids)  # the same settings and thresholds throughout and no stream twice, before any work
+        pool(grids)  # the same settings and thresholds throughout, before any work
     except ValueError as e:
         raise SystemExit(f"error: {', '.join(args.grids)}: {e}")
 

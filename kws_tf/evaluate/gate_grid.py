@@ -120,12 +120,12 @@ def folds_of(grids: list[GateGrid], names: list[str]) -> list[tuple[int, int]]:
     checks: a grid without a fold (or of several), two grids of one fold, folds of different N or splits."""
     found = []
     for grid, name in zip(grids, names):
-        splits = {s.get("split", "") for s in grid.streams}
-        marks = {(_FOLD.sub("", sp), *map(int, m.groups())) for sp in splits for m in [_FOLD.search(sp)] if m}
-        plain = sorted(sp or "no split recorded" for sp in splits if not _FOLD.search(sp))
+        splits = {s.get("split", ""): _FOLD.search(s.get("split", "")) for s in grid.streams}  # split: its fold mark
+        plain = sorted(sp or "no split recorded" for sp, mark in splits.items() if not mark)
         if not splits or plain:
             raise ValueError(f"{name} holds streams of no fold ({', '.join(plain) or 'no stream record'}): each "
                              "grid must be one fold's, saved by tools/tune_detector.py --split validation --fold K/N --save-grid")
+        marks = {(_FOLD.sub("", sp), *map(int, mark.groups())) for sp, mark in splits.items()}
         if len(marks) > 1:
             raise ValueError(f"{name} holds streams of {' and '.join(sorted(f'{b} fold {k}/{n}' for b, k, n in marks))}: "
                              "save one grid per fold")
