@@ -160,7 +160,10 @@ def test_saved_grids_pool_like_joined_traces_and_judge_a_recipe_by_kfold(models,
     the other folds' grids and reads the setting on its own, as --traces (the others) --held-out (this
     fold) replays it; its sums are the folds' sums. The tiny tree's three folds of 3 hold 1-2 speakers each."""
     from kws_tf.evaluate.gate_grid import best_at, count_at, load_grid, pool
+    from kws_tf.evaluate.traces import model_recipes
 
+    recipes = model_recipes(models)
+    assert recipes["kws_recipe"]["features"] and recipes["words_recipe"]["word_data"]  # the sidecars' records
     detector, kfold = _tool("tune_detector"), _tool("kfold_gate")
     traces, grids, best = {}, {}, {}
     for k in (1, 2, 3):
@@ -175,6 +178,7 @@ def test_saved_grids_pool_like_joined_traces_and_judge_a_recipe_by_kfold(models,
         assert grid.keywords > 0 and grid.caught.shape == grid.false_alarms.shape == (len(grid.settings), len(grid.thresholds))
         assert round(best_at(grid.rows(), 1000)[0], 3) == best[k]
         assert os.path.getsize(grids[k]) < 200_000 and not os.path.exists(grids[k] + ".partial")
+        assert [{key: s[key] for key in ("kws_recipe", "words_recipe")} for s in grid.streams] == [model_recipes(models)]
 
     assert detector.main(["--models", models, "--traces", traces[2], traces[3], "--fa-per-hour", "1000"]) == 0
     joined = float(re.search(r"best: .* \(recall ([0-9.]+)\)", capsys.readouterr().out).group(1))
@@ -185,6 +189,7 @@ def test_saved_grids_pool_like_joined_traces_and_judge_a_recipe_by_kfold(models,
     budget = "1000"
     assert kfold.main([grids[1], grids[2], grids[3], "--fa-per-hour", budget]) == 0
     out = capsys.readouterr().out
+    assert "note:" not in out  # every grid records its models' recipes: all one recipe
     folds = re.findall(r"^fold (\d)/3 \(.*\): tuned on the others .*caught (\d+) of (\d+) keywords with (\d+) false alarms", out, re.M)
     assert [f[0] for f in folds] == ["1", "2", "3"]
     total = re.search(r"held out, 3 folds: recall [0-9.]+, caught (\d+) of (\d+) keywords with (\d+) false alarms", out)
@@ -230,8 +235,8 @@ def test_kfold_gate_tunes_each_fold_on_the_others_and_sums_the_held_out_counts(t
 def test_kfold_gate_bad_grids_are_one_line(models, tiny_data_dir, tmp_path, capsys):
     """A file that is not a grid, grids of different sweeps, and grids that would tune and hold out on the
     same speakers or mix checks (one fold given twice, a grid of no fold or of two, folds of another N or
-    split) stop before any work with one line naming the files; --save-grid is refused beside --save-only
-    (that saves traces and stops)."""
+    split, folds of two recipes) stop before any work with one line naming the files; grids without recipe
+    records are named in a note; --save-grid is refused beside --save-only (that saves traces and stops)."""
     from kws_tf.evaluate.gate_grid import load_grid, pool, save_grid
 
     kfold = _tool("kfold_gate")
@@ -242,9 +247,9 @@ def test_kfold_gate_bad_grids_are_one_line(models, tiny_data_dir, tmp_path, caps
                                         "--fa-per-hour", "1000", "--save-grid", plain]) == 0
     capsys.readouterr()
 
-    def saved(name: str, *splits: str, seed: int = 21, shift: float = 0.0) -> str:
+    def saved(name: str, *splits: str, seed: int = 21, shift: float = 0.0, recipes: dict | None = None) -> str:
         grid = load_grid(plain)  # the plain test stream's counts, recorded as other streams
-        grid.streams = [{"split": split, "seed": seed, "minutes": 1.0} for split in splits]
+        grid.streams = [{"split": split, "seed": seed, "minutes": 1.0, **(recipes or {})} for split in splits]
         grid.thresholds = grid.thresholds + shift
         save_grid(str(tmp_path / name), grid)
         return str(tmp_path / name)
@@ -257,7 +262,18 @@ def test_kfold_gate_bad_grids_are_one_line(models, tiny_data_dir, tmp_path, caps
 
     one, two = saved("one.json", "validation fold 1/5"), saved("two.json", "validation fold 2/5")
     assert kfold.main([one, two]) == 0  # two folds of one split: the check runs
-    capsys.readouterr()
+    assert "note: " in (out := capsys.readouterr().out) and "one.json, " in out and "two.json: saved without the models' recipes" in out
+    recipes = {key: load_grid(plain).streams[0][key] for key in ("kws_recipe", "words_recipe")}  # tune_detector's records
+    share = recipes["words_recipe"]["word_data"]["keyword_share"]
+    other = json.loads(json.dumps(recipes))
+    other["words_recipe"]["word_data"]["keyword_share"] = share + 0.2
+    newer = json.loads(json.dumps(recipes))
+    newer["words_recipe"]["words"]["a_setting_added_later"] = 1  # a key only one record holds is no difference
+    a1, a2 = saved("a1.json", "validation fold 1/5", recipes=recipes), saved("a2.json", "validation fold 2/5", recipes=newer)
+    assert kfold.main([a1, a2]) == 0 and "note:" not in capsys.readouterr().out  # one recipe: checked, no note
+    mixed = refused(a1, saved("b2.json", "validation fold 2/5", recipes=other))
+    assert f"a1.json's word model was made with word_data.keyword_share={share!r} and " in mixed
+    assert f"b2.json's with word_data.keyword_share={share + 0.2!r}: give the grids of one recipe" in mixed
     assert "not_a_grid.json" in refused(one, str(bad))
     assert "different settings or thresholds" in refused(one, saved("other.json", "validation fold 3/5", shift=0.001))
     again = refused(one, saved("one_again.json", "validation fold 1/5", seed=22))  # tuned on and held out at once
@@ -299,6 +315,7 @@ def test_pair_traces_joins_one_packages_keyword_scores_with_anothers_verifier(mo
 
     (t, pr, spans, duration, vt, vp), b_stream = read_traces(saved["b"])
     marked = str(tmp_path / "b_marked.npz")  # b's word-model scores halved and its keyword scores zeroed, to tell them apart
+    b_stream["words_recipe"] = {**b_stream["words_recipe"], "marked": True}  # and its word model's recipe marked
     save_traces(marked, (t, 0 * pr, spans, duration, vt, vp / 2), b_stream)
     pair = str(tmp_path / "pair.npz")
     capsys.readouterr()
@@ -311,6 +328,7 @@ def test_pair_traces_joins_one_packages_keyword_scores_with_anothers_verifier(mo
     assert np.array_equal(pspans, aspans) and np.array_equal(pspans, spans) and pduration == aduration == duration
     assert stream["kws_digest"] == a_stream["kws_digest"] and stream["words_digest"] == b_stream["words_digest"]
     assert a_stream["words_digest"] != b_stream["words_digest"] and "models_digest" not in stream
+    assert stream["kws_recipe"] == a_stream["kws_recipe"] and stream["words_recipe"] == b_stream["words_recipe"]
 
     assert detector.main(["--models", other, "--traces", pair, "--fa-per-hour", "1000"]) == 0  # other: a's kws bytes, b's words
     with pytest.raises(SystemExit) as e:

@@ -7,7 +7,8 @@ new ones. Prints each fold's setting and held-out result, and the held-out sums 
 Each file is one fold's grid, saved by ``tools/tune_detector.py --split validation --fold K/N --save-grid
 FOLDK.json`` (with ``--traces A.npz B.npz --any-models`` to pool a fold's streams from saved traces). The
 grids' stream records must show one fold each, all folds of one split and no fold twice (otherwise some
-speakers would be tuned on and held out at once); folds without a grid are named in the sums' line. The
+speakers would be tuned on and held out at once); folds without a grid are named in the sums' line. Grids
+whose streams record the models' recipes (``tune_detector`` saves them) must all be of one recipe. The
 setting is picked as ``tune_detector`` picks it on joined traces; only the gate's state across the joins
 between streams is not carried (seconds in hours of stream).
 """
@@ -18,7 +19,7 @@ import argparse
 import sys
 
 from kws_tf.config import to_dict
-from kws_tf.evaluate.gate_grid import best_at, count_at, folds_of, load_grid, pool
+from kws_tf.evaluate.gate_grid import best_at, check_one_recipe, count_at, folds_of, load_grid, pool
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,8 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     grids = [load_grid(path) for path in args.grids]
     try:
         folds = folds_of(grids, args.grids)  # one fold each, all of one split: no speaker both tuned on and held out
+        unrecorded = check_one_recipe(grids, args.grids)  # and all of one recipe
     except ValueError as e:
         raise SystemExit(f"error: {e}")  # names the files it is about
+    if unrecorded:
+        print(f"note: {', '.join(unrecorded)}: saved without the models' recipes (grids saved before tune_detector "
+              "recorded them, or models exported without a training record); not checked for one recipe", flush=True)
     try:
         pool(grids)  # the same settings and thresholds throughout, before any work
     except ValueError as e:

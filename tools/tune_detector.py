@@ -39,7 +39,7 @@ from kws_tf.decisions import KeywordDetector, verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.gate_grid import best_at, from_rows, save_grid
 from kws_tf.evaluate.streams import keyword_stream, split_bank
-from kws_tf.evaluate.traces import check_same_models, load_traces, model_digests, save_traces
+from kws_tf.evaluate.traces import check_same_models, load_traces, model_digests, model_recipes, save_traces
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError, load_sidecar, save_sidecar
 
@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sidecar = load_sidecar(args.models, "kws")
         digests = model_digests(args.models, args.precision)
+        recipes = model_recipes(args.models)
     except ModelDirError as e:
         raise SystemExit(f"error: {e}")
     keyword = sidecar["keyword"]
@@ -198,10 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         bank = split_bank(args.data_dir, args.split, args.fold, args.lists_dir)
         traces = collect_traces(args.models, bank, keyword, args.minutes, args.seed, args.precision)
         split = split_label(args.split, args.fold, args.lists_dir)  # another fold or list, another stream: they never pair
-        streams = [{"split": split, "minutes": args.minutes, "seed": args.seed}]
+        streams = [{"split": split, "minutes": args.minutes, "seed": args.seed, "models": os.path.abspath(args.models),
+                    "precision": args.precision, **digests, **recipes}]  # saved with the traces and the grid
         if args.save_traces:
-            save_traces(args.save_traces, traces, {**streams[0], "models": os.path.abspath(args.models), "precision": args.precision,
-                                                           **digests})
+            save_traces(args.save_traces, traces, streams[0])
             print(f"saved the score traces to {args.save_traces}")
             if args.save_only:
                 return 0

@@ -144,6 +144,37 @@ def folds_of(grids: list[GateGrid], names: list[str]) -> list[tuple[int, int]]:
     return [(k, n) for _, k, n in found]
 
 
+_MODELS = {"kws_recipe": "keyword model", "words_recipe": "word model"}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` as ``{"a.b": 1}``."""
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def check_one_recipe(grids: list[GateGrid], names: list[str]) -> list[str]:
+    """Refuse grids whose streams came from models of different recipes (a k-fold check of recipe A with
+    a fold of recipe B in it): raises ``ValueError`` naming two files and the first value that differs.
+    Only values both records hold are compared (a setting added to kws_tf later is no difference). Returns
+    the names of grids with a stream saved without its models' recipes (older grids, or models exported by
+    hand), which are not checked."""
+    seen, unrecorded = {}, []
+    for grid, name in zip(grids, names):
+        if not grid.streams or any(key not in s for s in grid.streams for key in _MODELS):
+            unrecorded.append(name)
+        for s in grid.streams:
+            for key, model in _MODELS.items():
+                for field, value in _flat(s.get(key, {})).items():
+                    first, where = seen.setdefault((key, field), (value, name))
+                    if value != first:
+                        raise ValueError(f"{where}'s {model} was made with {field}={first!r} and {name}'s with "
+                                         f"{field}={value!r}: give the grids of one recipe")
+    return unrecorded
+
+
 def best_at(rows: Rows, fa_per_hour: float, report: bool = False) -> tuple[float, DetectorConfig] | None:
     """The best ``(recall, setting)`` of ``rows`` at <= ``fa_per_hour`` (None if none meets it); ties go
     to the earlier setting and, within one, to the higher threshold."""

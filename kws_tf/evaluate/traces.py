@@ -33,6 +33,22 @@ def model_digests(models: str, precision: str) -> dict:
     return out
 
 
+def model_recipes(models: str) -> dict:
+    """How the package's keyword model and verifying word model were made, from their sidecars:
+    ``kws_recipe`` and ``words_recipe``, each the run-time ``features`` and the training ``recipe`` (the
+    preset's values with any ``--set``; no seed, fold or data). Saved with traces and grids so that a
+    k-fold check can refuse folds of different recipes. A model whose sidecar has no training record
+    (exported by hand) gives no entry. Raises ``ModelDirError`` for an unusable folder."""
+    out = {}
+    for task in TASKS:
+        folder = verifier_folder(models) if task == "words" else task
+        sidecar = load_sidecar(models, folder, task_in_file=task)
+        recipe = sidecar.get("training", {}).get("recipe")
+        if isinstance(recipe, dict):
+            out[f"{task}_recipe"] = {"features": sidecar.get("features", {}), **recipe}
+    return out
+
+
 def check_same_models(streams: list[dict], digests: dict, models: str) -> None:
     """Refuse traces saved from other models than ``models`` (a setting tuned on them would be written
     into the wrong package): per-model digests where the traces have them (paired traces have only
@@ -110,5 +126,6 @@ def pair_traces(keyword_path: str, verifier_path: str) -> tuple[tuple, dict]:
     stream = {k: ks[k] for k in STREAM_KEYS}
     stream.update(models=f"keyword model of {ks.get('models', keyword_path)}, word model of {vs.get('models', verifier_path)}",
                   kws_digest=ks["kws_digest"], words_digest=vs["words_digest"],
+                  **{k: r[k] for k, r in (("kws_recipe", ks), ("words_recipe", vs)) if k in r},
                   paired_from=[os.path.basename(keyword_path), os.path.basename(verifier_path)])
     return (t, pr, spans, duration, vt, vp), stream
