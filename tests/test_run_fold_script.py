@@ -106,3 +106,15 @@ def test_the_trainings_left_are_stopped_and_the_logs_named(tmp_path, how):
     while any(running(p) for p in pids) and time.time() < deadline:
         time.sleep(0.1)
     assert not any(running(p) for p in pids)
+
+
+@pytest.mark.parametrize("statuses, code", [("0 0 0", 0), ("0 3 0", 3)])
+def test_wait_all_sees_steps_that_ended_before_it_waited(statuses, code):
+    """training/kfold/wait_all.sh: steps that have all ended before the script waits for them still give
+    their statuses (bash's `wait -n` returned 127 for them, so a fold whose last two steps ended together
+    stopped as failed), and a failed one stops the script with its status."""
+    script = ('source training/kfold/wait_all.sh; P=(); for s in $STATUSES; do (exit $s) & P+=($!); done; '
+              'sleep 0.3; wait_all "${P[@]}"; echo all done')
+    done = subprocess.run(["bash", "-c", script], cwd=ROOT, env={**os.environ, "STATUSES": statuses},
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == code and ("all done" in done.stdout) == (code == 0)

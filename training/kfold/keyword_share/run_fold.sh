@@ -22,27 +22,30 @@ mkdir -p "$W" "$OUT"
 trap 'rc=$?; jobs -p | xargs -r kill 2>/dev/null || true
       [ $rc -eq 0 ] || echo "fold $K: stopped (exit $rc); the logs are in $W" >&2' EXIT  # on success no job is left
 trap 'exit 130' INT; trap 'exit 143' TERM  # so that the EXIT trap sees a stop by signal as one
+source "$(dirname "$0")/../wait_all.sh"  # wait_all PID...: stops here, with its status, at the first step that fails
 WORDS="bed bird cat dog down eight five four go happy house left marvin nine no off on one right seven sheila six stop three tree two up wow yes zero"
 echo "fold $K: synthetic clips in $SYNTH ($(date -u +%H:%M) UTC)"  # the model card's; about 20 s, also where all are there
 $PY -m kws_tf.train.synth --words $WORDS --out "$SYNTH" --per-word 200 --seed 0 > "$W/synth.log" 2>&1
 T="--data-dir $DATA --synthetic-dir $SYNTH --preset $PRESET --fold $K/5 --no-test --quiet"
-$PY -m kws_tf.train $T --task kws --seed 0 --out "$W/KWS" --run-dir "$W/run_kws" > "$W/kws.log" 2>&1 &
-$PY -m kws_tf.train $T --task words --seed 1 --out "$W/D" --run-dir "$W/run_D" > "$W/D.log" 2>&1 &
-$PY -m kws_tf.train $T --task words --seed 1 --set word_data.keyword_share=0.2 --out "$W/KS" --run-dir "$W/run_KS" > "$W/KS.log" 2>&1 &
-wait -n; wait -n; wait -n  # each returns one training's status: set -e stops here if one failed
+$PY -m kws_tf.train $T --task kws --seed 0 --out "$W/KWS" --run-dir "$W/run_kws" > "$W/kws.log" 2>&1 & P=($!)
+$PY -m kws_tf.train $T --task words --seed 1 --out "$W/D" --run-dir "$W/run_D" > "$W/D.log" 2>&1 & P+=($!)
+$PY -m kws_tf.train $T --task words --seed 1 --set word_data.keyword_share=0.2 --out "$W/KS" --run-dir "$W/run_KS" > "$W/KS.log" 2>&1 & P+=($!)
+wait_all "${P[@]}"
 echo "fold $K: trained ($(date -u +%H:%M) UTC)"
+P=()
 for R in D KS; do
   rm -rf "$W/P$R"; mkdir -p "$W/P$R"; cp -r "$W/KWS/kws" "$W/P$R/kws"; cp -r "$W/$R/words" "$W/P$R/words"
   for S in 21 22; do
     $PY tools/tune_detector.py --models "$W/P$R" --data-dir "$DATA" --split validation --fold "$K/5" --minutes "$MINUTES" --seed $S \
-      --fa-per-hour 0.5 --save-traces "$W/P${R}_${K}_s$S.npz" --save-only > "$W/trace_${R}_$S.log" 2>&1 &
+      --fa-per-hour 0.5 --save-traces "$W/P${R}_${K}_s$S.npz" --save-only > "$W/trace_${R}_$S.log" 2>&1 & P+=($!)
   done
 done
-wait -n; wait -n; wait -n; wait -n
+wait_all "${P[@]}"
 echo "fold $K: traces saved ($(date -u +%H:%M) UTC)"
+P=()
 for R in D KS; do
   $PY tools/tune_detector.py --models "$W/P$R" --traces "$W/P${R}_${K}_s21.npz" "$W/P${R}_${K}_s22.npz" --any-models \
-    --fa-per-hour 0.5 --save-grid "$OUT/fold${K}_$R.json" > "$W/grid_$R.log" 2>&1 &
+    --fa-per-hour 0.5 --save-grid "$OUT/fold${K}_$R.json" > "$W/grid_$R.log" 2>&1 & P+=($!)
 done
-wait -n; wait -n
+wait_all "${P[@]}"
 echo "fold $K: grids written to $OUT/fold${K}_D.json and fold${K}_KS.json ($(date -u +%H:%M) UTC)"
