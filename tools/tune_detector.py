@@ -100,13 +100,17 @@ def grid(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, veri
     """Every setting of the grid (smoothing, patience, verification window and threshold) with its DET
     points over the keyword thresholds: the slow part, computed once for any number of budgets."""
     rows = []
+    lookups = {}  # per verification window: the word model's score at each frame (the slow part to build)
     for smoothing, patience in itertools.product((1, 3, 5), (1, 2, 4)):
         cfg = dataclasses.replace(base, smoothing_frames=smoothing, patience_frames=patience)
         for window_s, verify_th in verify_choices:
             vcfg = dataclasses.replace(cfg, verify_window_s=window_s, verify_threshold=verify_th)
             # The runtime's gate replayed on the traces: verification decides when it fires, not
             # just which detections stay, so each setting is its own replay.
-            rows.append((vcfg, metrics.det_points(t, pr, spans, duration, vcfg, THRESHOLDS, verify=verify)))
+            if window_s not in lookups and verify_th > 0:
+                lookups[window_s] = metrics.verifier_lookup(t, vcfg, verify)
+            rows.append((vcfg, metrics.det_points(t, pr, spans, duration, vcfg, THRESHOLDS, verify=verify,
+                                                  lookup=lookups.get(window_s) if verify_th > 0 else None)))
     return rows
 
 

@@ -132,11 +132,13 @@ def detections(times_s: np.ndarray, probs: np.ndarray, detector: DetectorConfig,
     model's keyword-probability trace (``Transcriber.on_verify_scores``); without it detections are
     not verified."""
     cfg = dataclasses.replace(detector, threshold=float(threshold))
-    return [e.time_s for e in KeywordDetector(cfg).update(times_s, probs, _verifier(times_s, detector, verify))]
+    return [e.time_s for e in KeywordDetector(cfg).update(times_s, probs, verifier_lookup(times_s, detector, verify))]
 
 
-def _verifier(times_s: np.ndarray, detector: DetectorConfig, verify: Trace | None) -> Verifier | None:
-    """The word model's score for a candidate at any of ``times_s``, looked up from the trace."""
+def verifier_lookup(times_s: np.ndarray, detector: DetectorConfig, verify: Trace | None) -> Verifier | None:
+    """The word model's score for a candidate at any of ``times_s``, looked up from the trace (None
+    without a trace or with verification off). It depends on ``detector.verify_window_s`` only, so a
+    grid builds it once per window and passes it to ``det_points`` (``lookup``)."""
     if verify is None or detector.verify_threshold <= 0:
         return None
     times = np.asarray(times_s, float)
@@ -145,15 +147,18 @@ def _verifier(times_s: np.ndarray, detector: DetectorConfig, verify: Trace | Non
 
 def det_points(times_s: np.ndarray, probs: np.ndarray, keyword_spans: np.ndarray, duration_s: float,
                detector: DetectorConfig, thresholds: Sequence[float] = DET_THRESHOLDS,
-               tolerance_s: float = TOLERANCE_S, verify: Trace | None = None) -> list[dict]:
+               tolerance_s: float = TOLERANCE_S, verify: Trace | None = None,
+               lookup: Verifier | None = None) -> list[dict]:
     """Miss rate against false alarms per hour over a threshold sweep (the DET curve), the
-    verification setting (``verify``, see ``detections``) held fixed.
+    verification setting (``verify``, see ``detections``) held fixed. ``lookup``: the
+    ``verifier_lookup`` of these times, ``verify`` and ``detector``'s verification window, when the
+    caller already has it (it is then used instead of building one).
 
     Returns:
         One ``{"threshold", "recall", "miss_rate", "false_alarms", "fa_per_hour"}`` per threshold, in
         increasing threshold order.
     """
-    check = _verifier(times_s, detector, verify)
+    check = lookup if lookup is not None else verifier_lookup(times_s, detector, verify)
     times = np.asarray(times_s, float)
     smoothed = KeywordDetector(detector)._smooth(np.asarray(probs, float))  # the same at every threshold: once
     points = []
