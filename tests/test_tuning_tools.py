@@ -586,7 +586,7 @@ def test_half_check_replays_the_first_halfs_setting_on_the_second():
     assert abs(check["held_out"]["fa_per_hour"] - 36.0) < 1e-9  # one in 100 s
 
 
-def test_grid_builds_the_verifier_lookup_once_per_window_with_the_same_points():
+def test_grid_builds_the_verifier_lookup_once_per_window_with_the_same_points(monkeypatch):
     """The grid shares one word-model lookup per verification window among its settings: every setting's
     DET points are those that det_points gives when it builds its own lookup."""
     import numpy as np
@@ -601,21 +601,20 @@ def test_grid_builds_the_verifier_lookup_once_per_window_with_the_same_points():
     pr = np.clip(rng.normal(0.2, 0.25, len(t)), 0, 1).astype(np.float32)
     vt = np.round(np.arange(0.0, 300.0, 0.1), 2)
     vp = rng.uniform(0, 1, len(vt)).astype(np.float32)
-    for start, end in spans[::2]:  # half the keywords heard by both models
+    for _, end in spans[::2]:  # half the keywords heard by both models
         pr[(t >= end) & (t < end + 0.4)] = 0.9
         vp[(vt >= end - 0.2) & (vt <= end + 0.3)] = 0.95
     choices = [(0.3, 0.0), (0.3, 0.5), (0.5, 0.3), (0.5, 0.8)]
     built = []
     real = metrics.verifier_lookup
+
     def counting(times, cfg, verify):  # lookups that verify (with verification off there is none to build)
         built.extend([cfg.verify_window_s] if cfg.verify_threshold > 0 else [])
         return real(times, cfg, verify)
 
-    metrics.verifier_lookup = counting
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(metrics, "verifier_lookup", counting)
         rows = tool.grid(t, pr, spans, 300.0, (vt, vp), DetectorConfig(refractory_s=2.0), choices)
-    finally:
-        metrics.verifier_lookup = real
     assert sorted(built) == [0.3, 0.5]  # once per window, not once per setting (36 settings here)
     assert len(rows) == 9 * len(choices)
     for cfg, points in rows:
