@@ -107,10 +107,10 @@ def grid(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, veri
             vcfg = dataclasses.replace(cfg, verify_window_s=window_s, verify_threshold=verify_th)
             # The runtime's gate replayed on the traces: verification decides when it fires, not
             # just which detections stay, so each setting is its own replay.
-            if window_s not in lookups and verify_th > 0:
+            if verify_th > 0 and window_s not in lookups:  # with verification off the gate asks no lookup
                 lookups[window_s] = metrics.verifier_lookup(t, vcfg, verify)
             rows.append((vcfg, metrics.det_points(t, pr, spans, duration, vcfg, THRESHOLDS, verify=verify,
-                                                  lookup=lookups.get(window_s) if verify_th > 0 else None)))
+                                                  lookup=lookups.get(window_s))))
     return rows
 
 

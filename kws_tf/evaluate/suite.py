@@ -124,8 +124,10 @@ def evaluate_keyword(models_dir: str, precision: str, bank: WordBank, settings: 
     t, p = t[keep], p[keep]
     spans_arr = np.concatenate(spans) if spans else np.zeros((0, 2))
     verify = (np.concatenate(verify_t), np.concatenate(verify_p)) if verify_t else None
-    points = metrics.det_points(t, p, spans_arr, duration, detector, tolerance_s=settings.tolerance_s, verify=verify)
-    at_default = metrics.det_points(t, p, spans_arr, duration, detector, [detector.threshold], settings.tolerance_s, verify)[0]
+    lookup = metrics.verifier_lookup(t, detector, verify)  # the same for the sweep and the sidecar's threshold
+    points = metrics.det_points(t, p, spans_arr, duration, detector, tolerance_s=settings.tolerance_s, verify=verify, lookup=lookup)
+    at_default = metrics.det_points(t, p, spans_arr, duration, detector, [detector.threshold], settings.tolerance_s,
+                                    verify, lookup)[0]
     # The verification trace runs the word model on every window, which the runtime does only
     # around detections: it is not part of the stream's cost.
     busy -= tr.trace_busy_s
