@@ -171,6 +171,10 @@ class WordConfig:
     # This share of the word examples is the keyword (the others drawn as above), so a model meant to
     # confirm the keyword for the gate (a verifier) hears it and its look-alikes more often. 0: off.
     keyword_share: float = 0.0
+    # This share of the other word examples is drawn from confusable_words instead (uniformly among them),
+    # the words a gate's false alarms land on, so a verifier learns them apart from the keyword. 0: off.
+    confusable_words: tuple[str, ...] = ()
+    confusable_prob: float = 0.0
     specaugment: bool = True
     freq_mask_bins: int = 6
     time_mask_frames: int = 10
@@ -178,11 +182,14 @@ class WordConfig:
     freq_warp: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("neighbour_prob", "neighbour_at_end", "reverb_prob", "noise_prob", "silence_fraction", "keyword_share"):
+        for name in ("neighbour_prob", "neighbour_at_end", "reverb_prob", "noise_prob", "silence_fraction", "keyword_share",
+                     "confusable_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, not {getattr(self, name)}")
         if self.keyword_share == 1.0:  # every word example the keyword: a model that never hears another word
             raise ValueError("keyword_share must be below 1 (at 1 every word example is the keyword), e.g. 0.2")
+        if self.confusable_prob > 0 and not self.confusable_words:
+            raise ValueError("confusable_prob needs confusable_words, e.g. confusable_words=[up,off]")
         _check_freq_warp(self.freq_warp)
         if not self.silence_db[0] <= self.silence_db[1]:
             raise ValueError(f"silence_db must be a range low..high in dB, not {list(self.silence_db)}")

@@ -62,6 +62,16 @@ def test_sidecars_carry_the_resolved_recipe(tiny_models_dir):
     assert kws["kws_data"]["confusable_words"] == ["up"] and kws["kws"]["gru_units"] == tiny.kws.gru_units
 
 
+def test_set_takes_lists_of_bare_words_as_json_lists():
+    from kws_tf.train.presets import load_preset
+
+    bare = load_preset("tiny", ["word_data.confusable_words=[up, off]", "kws_data.confusable_words=[up]"])
+    quoted = load_preset("tiny", ['word_data.confusable_words=["up","off"]', "word_data.confusable_prob=0.2"])
+    assert bare.word_data.confusable_words == quoted.word_data.confusable_words == ("up", "off")
+    assert bare.kws_data.confusable_words == ("up",) and quoted.word_data.confusable_prob == 0.2
+    assert load_preset("tiny", ["word_data.confusable_words=[]"]).word_data.confusable_words == ()
+
+
 def test_tiny_run_skips_and_counts_the_corrupt_clip(tiny_models_dir):
     assert load_sidecar(tiny_models_dir, "words")["data"]["skipped_unreadable"] == 1
 
@@ -111,6 +121,8 @@ def test_bad_inputs_get_one_line_errors(tmp_path):
         run_cli("--data-dir", tree, "--set", "kws_data.confusable_prob=2"))
     assert "needs the keyword 'stop' among --words" in one_line_error(
         run_cli("--data-dir", tree, "--task", "words", "--words", "yes", "--set", "word_data.keyword_share=0.2"))
+    assert "word_data.confusable_words names zebra, not among --words" in one_line_error(run_cli(
+        "--data-dir", tree, "--task", "words", "--words", "yes", "stop", "--set", "word_data.confusable_words=[zebra]"))
     assert "neighbour_prob must be within 0..1" in one_line_error(run_cli("--data-dir", tree, "--set", "word_data.neighbour_prob=1.5"))
     assert "synthetic_taper_clips must be >= 0" in one_line_error(run_cli("--data-dir", tree, "--set", "words.synthetic_taper_clips=-1"))
 

@@ -75,6 +75,30 @@ def test_word_pipeline_keyword_share_draws_the_keyword_that_often_and_leaves_oth
             WordConfig(keyword_share=share)
 
 
+def test_word_pipeline_confusable_words_draw_those_words_that_often_and_leave_other_draws_alone():
+    """confusable_prob 0.5 over 4 words with words 1 and 3 confusable: each of them is about 0.5 / 4 + 0.5 / 2 of
+    the examples, and every example not switched keeps the word of the pipeline without the option; the keyword
+    share still applies on top."""
+    audio = burst_clips(8, 0.2, 0.6)
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3], np.int32)
+    make = lambda prob, share=0.0: word_train_dataset(
+        audio, labels, np.zeros(8, bool), n_words=4, noise=NOISE, features=FEATS, batch_size=64, seed=3,
+        word=WordConfig(confusable_words=("b", "d") if prob else (), confusable_prob=prob, keyword_share=share, silence_fraction=0.0),
+        keyword_class=2, confusable_classes=[1, 3] if prob else None)
+    y0 = np.concatenate([y.numpy() for _, y in make(0.0).take(8)])
+    y1 = np.concatenate([y.numpy() for _, y in make(0.5).take(8)])
+    assert abs(np.mean(y0 == 1) - 0.25) < 0.06 and abs(np.mean(y0 == 3) - 0.25) < 0.06
+    assert abs(np.mean(y1 == 1) - 0.375) < 0.07 and abs(np.mean(y1 == 3) - 0.375) < 0.07
+    assert (y1 != y0).any() and np.all((y1 == y0) | np.isin(y1, [1, 3]))  # a switched example is a confusable word
+    y2 = np.concatenate([y.numpy() for _, y in make(0.5, share=0.5).take(8)])
+    assert abs(np.mean(y2 == 2) - 0.5625) < 0.07 and abs(np.mean(y2 == 1) - 0.1875) < 0.06
+    with pytest.raises(ValueError, match="confusable words among the words"):
+        word_train_dataset(audio, labels, np.zeros(8, bool), n_words=4, noise=NOISE, features=FEATS,
+                           word=WordConfig(confusable_words=("b",), confusable_prob=0.5), batch_size=8, seed=3)
+    with pytest.raises(ValueError, match="confusable_prob needs confusable_words"):
+        WordConfig(confusable_prob=0.2)
+
+
 def test_word_pipeline_draws_silence_levels_from_silence_db():
     """All-silence batches: the default range keeps the noise audible in the log-mel (over -9, the level of
     -80 dB white noise), a range at -110..-100 dB leaves every frame near the floor of digital silence (-13.8)."""

@@ -183,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             if preset.word_data.keyword_share > 0 and args.keyword not in words:
                 raise PresetError(f"word_data.keyword_share={preset.word_data.keyword_share} needs the keyword '{args.keyword}' among --words; "
                                   "add it or set word_data.keyword_share=0")
+            absent = [w for w in preset.word_data.confusable_words if w not in words]
+            if absent:
+                raise PresetError(f"word_data.confusable_words names {', '.join(absent)}, not among --words; "
+                                  "add them or leave them out of word_data.confusable_words")
         if args.task in ("kws", "both") and not any(c.word == args.keyword for ix in filter(None, (index, synthetic)) for c in ix.clips):
             raise DataError(f"{data_dir}: no clips of the keyword '{args.keyword}'; pick another --keyword or synthesize it (python -m kws_tf.train.synth)")
     except (DataError, PresetError) as exc:

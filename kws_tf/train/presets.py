@@ -125,8 +125,9 @@ def load_preset(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
             raise PresetError(f"bad --set '{item}'; use section.field=value with section in {', '.join(SECTIONS)}")
         try:
             parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
+        except json.JSONDecodeError:  # a bare word, or a list of bare words: [up,off] as ["up", "off"]
+            bare = value.strip()
+            parsed = [w.strip(" '\"") for w in bare[1:-1].split(",") if w.strip(" '\"")] if bare[:1] + bare[-1:] == "[]" else value
         data.setdefault(section, {})[field] = parsed
     try:
         parts = {s: from_dict(cls, data.get(s, {})) for s, cls in SECTIONS.items()}

@@ -76,7 +76,8 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
     is_synth = np.concatenate([np.zeros(len(train.clips), bool), np.ones(len(synth.clips), bool)])
     synth_weight = synthetic_weights(np.bincount(y[~is_synth], minlength=len(words)), tcfg.synthetic_weight, tcfg.synthetic_taper_clips)
     plain_ds = word_train_dataset(audio, y, is_synth, n_words=len(words), noise=noise, features=feats, word=wcfg,
-                                  batch_size=tcfg.batch_size, seed=seed, synthetic_weight=synth_weight, keyword_class=label_of.get(keyword))
+                                  batch_size=tcfg.batch_size, seed=seed, synthetic_weight=synth_weight, keyword_class=label_of.get(keyword),
+                                  confusable_classes=[label_of[w] for w in wcfg.confusable_words if w in label_of])
     one_hot = tcfg.mixup_alpha > 0 or tcfg.label_smoothing > 0  # label rows instead of class indices
     if tcfg.mixup_alpha > 0:
         train_ds = mixup_batches(plain_ds, n_classes=len(labels), alpha=tcfg.mixup_alpha, seed=seed)

@@ -45,18 +45,23 @@ def word_train_dataset(
     seed: int,
     synthetic_weight: float | np.ndarray = 0.5,
     keyword_class: int | None = None,
+    confusable_classes: list[int] | None = None,
 ) -> tf.data.Dataset:
     """Endless, seeded batches of ``((B, frames, n_mels) float32, (B,) int32)``.
 
     Classes are drawn uniformly (the data is very uneven), or with ``word.class_power`` p > 0 in
     proportion to (clips of the class)^p, plus ``_silence_`` (label ``n_words``) with probability
     ``word.silence_fraction``; with ``word.keyword_share`` s > 0, a word example is ``keyword_class``
-    with probability s, else drawn as above. Within a class a synthetic clip is drawn with
+    with probability s, else drawn as above, or with ``word.confusable_prob`` c > 0 one of
+    ``confusable_classes`` (uniformly) with probability c. Within a class a synthetic clip is drawn with
     probability ``synthetic_weight`` (one number, or one per class: ``synthetic_weights``) when the class
     has both kinds.
     """
     if word.keyword_share > 0 and keyword_class is None:
         raise ValueError("word_data.keyword_share needs the keyword among the words")
+    if word.confusable_prob > 0 and not confusable_classes:
+        raise ValueError("word_data.confusable_prob needs confusable words among the words")
+    confusable_t = tf.constant(confusable_classes or [0], tf.int32)
     audio_t = tf.constant(audio)  # (N, samples) int16
     real = class_tables(labels, ~is_synthetic, n_words)
     synth = class_tables(labels, is_synthetic, n_words)
@@ -83,6 +88,10 @@ def word_train_dataset(
             cls = tf.cast(tf.random.stateless_categorical(class_logits, 1, s[1])[0, 0], tf.int32)
         else:  # the same draws as before the option existed
             cls = tf.random.stateless_uniform((), s[1], 0, n_words, dtype=tf.int32)
+        if word.confusable_prob > 0:  # draws of their own, so the other draws stay as without the option
+            c = tf.random.experimental.stateless_split(s[2], 3)
+            which = tf.random.stateless_uniform((), c[1], 0, tf.size(confusable_t), dtype=tf.int32)
+            cls = tf.where(tf.random.stateless_uniform((), c[2]) < word.confusable_prob, confusable_t[which], cls)
         if word.keyword_share > 0:  # a draw of its own, so the other draws stay as without the option
             boost = tf.random.stateless_uniform((), tf.random.experimental.stateless_split(s[1], 2)[1]) < word.keyword_share
             cls = tf.where(boost, keyword_class, cls)
