@@ -73,6 +73,16 @@ def test_match_detections_follows_the_rule_on_long_random_streams(gap):
         detections = rng.uniform(0, starts.max() + 3, 80).tolist() + edges
         hit, fa = metrics.match_detections(detections, spans, tolerance_s=1.0)
         assert (hit.tolist(), fa) == _match_one_by_one(detections, spans, 1.0)
+        alarms = metrics.false_alarm_times(detections, spans, tolerance_s=1.0)
+        assert len(alarms) == fa and alarms == sorted(alarms) and set(alarms) <= set(detections)
+        kept = [t for t in detections if t not in alarms]  # without the false alarms: the same hits, none false
+        assert metrics.match_detections(kept, spans, tolerance_s=1.0)[0].tolist() == hit.tolist()
+
+
+def test_false_alarm_times_names_the_detections_that_hit_nothing():
+    spans = np.array([[1.0, 1.5], [10.0, 10.4]])  # as in the test above: 2.2 is a second detection on keyword 0
+    assert metrics.false_alarm_times([5.0, 1.7, 2.2, 11.5], spans, tolerance_s=1.0) == [2.2, 5.0, 11.5]
+    assert metrics.false_alarm_times([1.2, 10.1], spans) == [] and metrics.false_alarm_times([3.0], np.zeros((0, 2))) == [3.0]
 
 
 def test_det_points_equal_the_gate_replayed_at_each_threshold():

@@ -620,3 +620,47 @@ def test_grid_builds_the_verifier_lookup_once_per_window_with_the_same_points(mo
     for cfg, points in rows:
         assert points == metrics.det_points(t, pr, spans, 300.0, cfg, tool.THRESHOLDS, verify=(vt, vp))
     assert any(p["recall"] not in (0.0, 1.0) for _, points in rows for p in points)  # the trace is not trivial
+
+
+def test_false_alarm_words_names_the_word_before_each_false_alarm(models, tiny_data_dir, tmp_path, capsys):
+    """The tool replays the package's gate on saved traces: as many false alarms as the replay counts, each
+    named by a word of the stream (never the keyword's own span: those are hits), and suggests the words
+    with enough of them; a stream rebuilt from other data is refused in one line."""
+    import numpy as np
+
+    from conftest import write_tree
+    from kws_tf.config import DetectorConfig, from_dict
+    from kws_tf.evaluate import metrics
+    from kws_tf.evaluate.traces import read_traces
+
+    traces = str(tmp_path / "traces.npz")
+    assert _tool("tune_detector").main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "3",
+                                        "--save-traces", traces, "--save-only"]) == 0
+    sidecar = _sidecar(models, "kws")
+    sidecar.setdefault("thresholds", {})["detector"] = {"threshold": 0.05, "smoothing_frames": 1, "patience_frames": 1,
+                                                        "refractory_s": 0.5, "verify_threshold": 0.0}
+    with open(os.path.join(models, "kws", "model.json"), "w", encoding="utf-8") as f:
+        json.dump(sidecar, f)
+    (t, pr, spans, duration, _, _), _ = read_traces(traces)
+    cfg = from_dict(DetectorConfig, sidecar["thresholds"]["detector"])
+    expected = metrics.det_point(metrics.detections(t, pr, cfg, cfg.threshold), spans, duration, cfg.threshold)["false_alarms"]
+    assert expected > 0  # a gate this loose fires on other words in the tiny stream
+    capsys.readouterr()
+    tool = _tool("false_alarm_words")
+    assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--traces", traces, "--min-alarms", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"{expected} false alarms in 0.1 h of stream" in out
+    rows = [line.split() for line in out.splitlines() if re.fullmatch(r"  \S+ +\d+", line)]
+    assert sum(int(n) for _, n in rows) == expected and {w for w, _ in rows} <= {"stop", "yes", "no", "up", "left", "(none)"}
+    suggested = next(line for line in out.splitlines() if line.startswith("words with >= 1 false alarms:"))
+    assert all(w in suggested for w, _ in rows if w != "(none)")
+    other = write_tree(str(tmp_path / "other"), speakers=3, per_speaker=1)
+    assert tool.main(["--models", models, "--data-dir", other, "--traces", traces]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not hold the traces' keywords" in err[0] and traces in err[0]
+
+
+def test_false_alarm_words_word_before_takes_the_last_word_started():
+    tool = _tool("false_alarm_words")
+    words = [("yes", 1.0, 1.4), ("stop", 3.0, 3.5), ("up", 6.0, 6.3)]
+    assert tool.word_before(words, [0.5, 1.0, 2.9, 3.9, 6.35, 9.0]) == ["", "yes", "yes", "stop", "up", "up"]

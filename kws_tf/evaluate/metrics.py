@@ -121,6 +121,20 @@ def match_detections(detections_s: Sequence[float], keyword_spans: np.ndarray,
     return hit, false_alarms
 
 
+def false_alarm_times(detections_s: Sequence[float], keyword_spans: np.ndarray, tolerance_s: float = TOLERANCE_S) -> list[float]:
+    """The detections ``match_detections`` counts as false alarms, in time order: those that hit no
+    keyword (or one already hit by an earlier detection)."""
+    spans = np.asarray(keyword_spans, float).reshape(-1, 2)
+    hit, out = np.zeros(len(spans), bool), []
+    for t in np.sort(np.asarray(detections_s, float)).tolist():
+        inside = np.flatnonzero((spans[:, 0] <= t) & (t <= spans[:, 1] + tolerance_s) & ~hit)
+        if len(inside):
+            hit[inside[0]] = True
+        else:
+            out.append(t)
+    return out
+
+
 Trace = tuple[np.ndarray, np.ndarray]  # (n,) times (s) and (n,) scores, as the runtime produced them
 
 
