@@ -171,8 +171,9 @@ class WordConfig:
     # This share of the word examples is the keyword (the others drawn as above), so a model meant to
     # confirm the keyword for the gate (a verifier) hears it and its look-alikes more often. 0: off.
     keyword_share: float = 0.0
-    # This share of the other word examples is drawn from confusable_words instead (uniformly among them),
-    # the words a gate's false alarms land on, so a verifier learns them apart from the keyword. 0: off.
+    # This share of the word examples is drawn from confusable_words instead (uniformly among them; the
+    # keyword share above then applies on top), the words a gate's false alarms land on, so a verifier
+    # learns them apart from the keyword (tools/false_alarm_words.py names them). 0: off.
     confusable_words: tuple[str, ...] = ()
     confusable_prob: float = 0.0
     specaugment: bool = True

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             check_same_models([{"file": path, **stream}], digests if precision == "float32" else model_digests(args.models, precision), args.models)
             if split not in banks:
                 banks[split] = split_bank(args.data_dir, split, args.fold, args.lists_dir)
-        except DataError as e:
+        except (DataError, ModelDirError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         words = stream_words(banks[split], keyword, float(stream["minutes"]), int(stream["seed"]))
