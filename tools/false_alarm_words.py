@@ -21,14 +21,12 @@ import numpy as np
 
 from kws_tf.cli import FOLD_HELP, LISTS_HELP, fold_arg
 from kws_tf.config import DetectorConfig, from_dict
-from kws_tf.dataset import DataError, split_label
+from kws_tf.dataset import SPLITS, DataError, split_label
 from kws_tf.decisions import verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import keyword_stream, split_bank
 from kws_tf.evaluate.traces import check_same_models, model_digests, read_traces
 from kws_tf.sidecar import ModelDirError, load_sidecar
-
-SPLITS = ("train", "validation", "test")
 
 
 def stream_words(bank, keyword: str, minutes: float, seed: int) -> list[tuple[str, float, float]]:
@@ -48,13 +46,16 @@ def verifier_hits(words: list[tuple[str, float, float]], verify: metrics.Trace, 
     """``{word: (occurrences, occurrences the verifier confirms)}``: confirmed when a candidate at some
     frame from the word's start to its end plus the matching tolerance would be confirmed
     (``verify_scores_at`` >= ``cfg.verify_threshold``), i.e. the verifier hears the keyword there."""
+    # The gate asks at the keyword model's frames; the verifier's window ends are as fine a grid. Whether
+    # each end would confirm, once, then per word a count over its stretch of ends (prefix sums).
     ends = np.asarray(verify[0], float)
+    confirms = np.concatenate([[0], np.cumsum(verify_scores_at(ends, ends, verify[1], cfg) >= cfg.verify_threshold)])
+    lo = np.searchsorted(ends, [s for _, s, _ in words], "left")
+    hi = np.searchsorted(ends, [e + metrics.TOLERANCE_S for _, _, e in words], "right")
     out: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
-    for w, s, e in words:
-        # the gate asks at the keyword model's frames; the verifier's window ends are as fine a grid
-        grid = ends[(ends >= s) & (ends <= e + metrics.TOLERANCE_S)]
+    for (w, _, _), yes in zip(words, confirms[hi] > confirms[lo]):
         out[w][0] += 1
-        out[w][1] += bool(len(grid)) and bool((verify_scores_at(grid, verify[0], verify[1], cfg) >= cfg.verify_threshold).any())
+        out[w][1] += int(yes)
     return {w: (n, k) for w, (n, k) in out.items()}
 
 
@@ -69,7 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         sidecar = load_sidecar(args.models, "kws")
-        digests = model_digests(args.models, "float32")
     except ModelDirError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = from_dict(DetectorConfig, sidecar.get("thresholds", {}).get("detector", {}))
     alarms: collections.Counter = collections.Counter()
     confirmed: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
-    hours, banks = 0.0, {}
+    hours, banks, digests = 0.0, {}, {}
     for path in args.traces:
         (t, pr, spans, duration, vt, vp), stream = read_traces(path)
         split = str(stream.get("split", "")).split(" ")[0]
@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         precision = stream.get("precision", "float32")
         try:
-            check_same_models([{"file": path, **stream}], digests if precision == "float32" else model_digests(args.models, precision), args.models)
+            if precision not in digests:  # the package's files at each precision the traces were saved at, once
+                digests[precision] = model_digests(args.models, precision)
+            check_same_models([{"file": path, **stream}], digests[precision], args.models)
             if split not in banks:
                 banks[split] = split_bank(args.data_dir, split, args.fold, args.lists_dir)
         except (DataError, ModelDirError) as e:

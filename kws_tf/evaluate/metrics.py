@@ -111,28 +111,27 @@ def match_detections(detections_s: Sequence[float], keyword_spans: np.ndarray,
         inside = (last >= 0) & (detections <= reach[np.maximum(last, 0)])
         hit[order[last[inside]]] = True
         return hit, int(len(detections) - hit.sum())
-    false_alarms = 0
-    for t in detections.tolist():
-        inside = np.flatnonzero((spans[:, 0] <= t) & (t <= spans[:, 1] + tolerance_s) & ~hit)
-        if len(inside):
-            hit[inside[0]] = True
-        else:
-            false_alarms += 1
-    return hit, false_alarms
+    hit, alarms = _match_in_order(detections, spans, tolerance_s)
+    return hit, len(alarms)
 
 
-def false_alarm_times(detections_s: Sequence[float], keyword_spans: np.ndarray, tolerance_s: float = TOLERANCE_S) -> list[float]:
-    """The detections ``match_detections`` counts as false alarms, in time order: those that hit no
-    keyword (or one already hit by an earlier detection)."""
-    spans = np.asarray(keyword_spans, float).reshape(-1, 2)
-    hit, out = np.zeros(len(spans), bool), []
+def _match_in_order(detections_s: np.ndarray, spans: np.ndarray, tolerance_s: float) -> tuple[np.ndarray, list[float]]:
+    """``match_detections``' rule written out: each detection in time order takes the first keyword whose
+    window holds it and that has no hit yet, else it is a false alarm. ``(hit per keyword, false-alarm times)``."""
+    hit, alarms = np.zeros(len(spans), bool), []
     for t in np.sort(np.asarray(detections_s, float)).tolist():
         inside = np.flatnonzero((spans[:, 0] <= t) & (t <= spans[:, 1] + tolerance_s) & ~hit)
         if len(inside):
             hit[inside[0]] = True
         else:
-            out.append(t)
-    return out
+            alarms.append(t)
+    return hit, alarms
+
+
+def false_alarm_times(detections_s: Sequence[float], keyword_spans: np.ndarray, tolerance_s: float = TOLERANCE_S) -> list[float]:
+    """The detections ``match_detections`` counts as false alarms, in time order: those that hit no
+    keyword (or one already hit by an earlier detection)."""
+    return _match_in_order(detections_s, np.asarray(keyword_spans, float).reshape(-1, 2), tolerance_s)[1]
 
 
 Trace = tuple[np.ndarray, np.ndarray]  # (n,) times (s) and (n,) scores, as the runtime produced them
