@@ -636,24 +636,37 @@ def test_false_alarm_words_names_the_word_before_each_false_alarm(models, tiny_d
     traces = str(tmp_path / "traces.npz")
     assert _tool("tune_detector").main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "3",
                                         "--save-traces", traces, "--save-only"]) == 0
-    sidecar = _sidecar(models, "kws")
-    sidecar.setdefault("thresholds", {})["detector"] = {"threshold": 0.05, "smoothing_frames": 1, "patience_frames": 1,
-                                                        "refractory_s": 0.5, "verify_threshold": 0.0}
+    (t, pr, spans, duration, _, _), _ = read_traces(traces)
+    sidecar = _sidecar(models, "kws")  # a gate this loose fires often on the tiny model's scores: hits and false alarms
+    sidecar.setdefault("thresholds", {})["detector"] = {"threshold": float(np.quantile(pr, 0.8)), "smoothing_frames": 1,
+                                                        "patience_frames": 1, "refractory_s": 0.5, "verify_threshold": 0.0}
     with open(os.path.join(models, "kws", "model.json"), "w", encoding="utf-8") as f:
         json.dump(sidecar, f)
-    (t, pr, spans, duration, _, _), _ = read_traces(traces)
     cfg = from_dict(DetectorConfig, sidecar["thresholds"]["detector"])
-    expected = metrics.det_point(metrics.detections(t, pr, cfg, cfg.threshold), spans, duration, cfg.threshold)["false_alarms"]
-    assert expected > 0  # a gate this loose fires on other words in the tiny stream
+    found = metrics.detections(t, pr, cfg, cfg.threshold)
+    expected = metrics.det_point(found, spans, duration, cfg.threshold)["false_alarms"]
+    hits = int(metrics.match_detections(found, spans)[0].sum())
+    assert expected > 0 and hits > 0
     capsys.readouterr()
     tool = _tool("false_alarm_words")
     assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--traces", traces, "--min-alarms", "1"]) == 0
     out = capsys.readouterr().out
-    assert f"{expected} false alarms in 0.1 h of stream" in out
+    assert f"{hits} of {len(spans)} keywords caught ({hits / len(spans):.1%}), {expected} false alarms in 0.1 h of stream" in out
     rows = [line.split() for line in out.splitlines() if re.fullmatch(r"  \S+ +\d+", line)]
     assert sum(int(n) for _, n in rows) == expected and {w for w, _ in rows} <= {"stop", "yes", "no", "up", "left", "(none)"}
     suggested = next(line for line in out.splitlines() if line.startswith("words with >= 1 false alarms:"))
     assert all(w in suggested for w, _ in rows if w != "(none)")
+    # With verification on, the verifier's confirm shares start with the keyword's own (the trade's other side).
+    sidecar["thresholds"]["detector"]["verify_threshold"] = 0.5
+    with open(os.path.join(models, "kws", "model.json"), "w", encoding="utf-8") as f:
+        json.dump(sidecar, f)
+    (_, _, _, _, vt, vp), stream = read_traces(traces)
+    words = tool.stream_words(tool.split_bank(tiny_data_dir, "test"), "stop", 3.0, int(stream["seed"]))
+    n, k = tool.verifier_hits(words, (vt, vp), from_dict(DetectorConfig, sidecar["thresholds"]["detector"]))["stop"]
+    assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--traces", traces]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first = lines[next(i for i, line in enumerate(lines) if line.startswith("words the verifier confirms as 'stop'")) + 1]
+    assert first.split()[:4] == ["stop", str(k), "of", str(n)] and first.endswith("(the keyword itself)") and n == len(spans)
     other = write_tree(str(tmp_path / "other"), speakers=3, per_speaker=1)
     assert tool.main(["--models", models, "--data-dir", other, "--traces", traces]) == 2
     err = capsys.readouterr().err.strip().splitlines()

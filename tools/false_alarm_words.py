@@ -1,8 +1,10 @@
 """Which words does a package's keyword gate fire on? Replays the gate at the package's setting on score
 traces saved by ``tools/tune_detector.py --save-traces``, rebuilds each trace's stream from the data set
 (the same split, seed and minutes: the words and where they lie), and names the word spoken last before
-each false alarm. Also ranks the words by how often the verifier (the word model that confirms the
-keyword) scores the keyword at or above the gate's verification threshold inside them. Prints a
+each false alarm, beside the keywords the gate catches there (both sides of a verifier's trade: judge a
+new verifier behind the same gate with them). Also ranks the words, the keyword first, by how often the
+verifier (the word model that confirms the keyword) scores the keyword at or above the gate's
+verification threshold inside them. Prints a
 ``--set word_data.confusable_words=[...]`` line for the words with at least --min-alarms false alarms, to
 draw them more often as hard negatives when training the next verifier. Run it on traces of streams
 that will not judge that verifier (they chose its training).
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = from_dict(DetectorConfig, sidecar.get("thresholds", {}).get("detector", {}))
     alarms: collections.Counter = collections.Counter()
     confirmed: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
-    hours, banks, digests = 0.0, {}, {}
+    hours, caught, keywords, banks, digests = 0.0, 0, 0, {}, {}
     for path in args.traces:
         (t, pr, spans, duration, vt, vp), stream = read_traces(path)
         split = str(stream.get("split", "")).split(" ")[0]
@@ -105,23 +107,26 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         verify = (vt, vp) if len(vt) else None
         found = metrics.detections(t, pr, cfg, cfg.threshold, verify)
+        caught += int(metrics.match_detections(found, spans)[0].sum())
+        keywords += len(spans)
         alarms.update(word_before(words, metrics.false_alarm_times(found, spans)))
         if verify is not None and cfg.verify_threshold > 0:
-            for w, (n, k) in verifier_hits([x for x in words if x[0] != keyword], verify, cfg).items():
+            for w, (n, k) in verifier_hits(words, verify, cfg).items():
                 confirmed[w][0] += n
                 confirmed[w][1] += k
         hours += duration / 3600.0
     total = sum(alarms.values())
     print(f"keyword '{keyword}', gate at {args.models}'s setting (threshold {cfg.threshold:g}, verify >= {cfg.verify_threshold:g}); "
+          f"{caught} of {keywords} keywords caught ({caught / max(keywords, 1):.1%}), "
           f"{total} false alarms in {hours:.1f} h of stream ({len(args.traces)} file(s)), by the word spoken last before each:")
     for w, n in alarms.most_common():
         print(f"  {w or '(none)':10s} {n:4d}")
     if confirmed:
         print(f"words the verifier confirms as '{keyword}' (score >= {cfg.verify_threshold:g} inside the word), share of their occurrences:")
-        for w in sorted(confirmed, key=lambda w: (-confirmed[w][1] / confirmed[w][0], w)):
+        for w in sorted(confirmed, key=lambda w: (w != keyword, -confirmed[w][1] / confirmed[w][0], w)):
             n, k = confirmed[w]
-            if k:
-                print(f"  {w:10s} {k:5d} of {n:6d}  {k / n:6.2%}")
+            if k or w == keyword:
+                print(f"  {w:10s} {k:5d} of {n:6d}  {k / n:6.2%}" + ("  (the keyword itself)" if w == keyword else ""))
     suggest = [w for w, n in alarms.most_common() if w and n >= args.min_alarms]
     print(f"words with >= {args.min_alarms} false alarms: {', '.join(suggest) or '(none)'}")
     if suggest:
