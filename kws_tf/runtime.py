@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from kws_tf.dataset import fit_length
 from kws_tf.decisions import (Event, KeywordDetector, KeywordEvent, UtteranceEnd, WordDecoder, WordEvent, clamp_event, is_word_label,
                                verify_score, verify_windows)
 from kws_tf.features import log_mel
-from kws_tf.sidecar import VERIFIER, ModelDirError, has_verifier, load_sidecar, model_file, sidecar_path
+from kws_tf.sidecar import VERIFIER, ModelDirError, load_sidecar, load_verifiers, model_file, sidecar_path
 from kws_tf.tflite_model import TFLiteModel
 
 log = logging.getLogger(__name__)
@@ -105,6 +104,14 @@ class _FrameBuffer:
         return np.concatenate([np.full((pad, self.n_mels), self.silence, np.float32), part])
 
 
+def mean_runner(runners: Sequence[Runner]) -> Runner:
+    """One runner from several models with the same outputs: the mean of their outputs (a verifier
+    ensemble; the mean softmax's keyword entry is the mean of their keyword probabilities)."""
+    def run(x: np.ndarray) -> np.ndarray:
+        return np.mean([np.asarray(r(x), np.float32).reshape(-1) for r in runners], axis=0, dtype=np.float32)
+    return run
+
+
 class Transcriber:
     """Streaming keyword-gated transcription.
 
@@ -166,7 +173,8 @@ class Transcriber:
                  num_threads: int = 1) -> Transcriber:
         """Load ``models_dir/kws`` and ``models_dir/words`` as exported by ``kws_tf.train``, and
         ``models_dir/verifier`` when there is one (a word model export that confirms keyword detections
-        in place of ``words``, which then only transcribes).
+        in place of ``words``, which then only transcribes), with any ``models_dir/verifier_<name>``
+        beside it (their softmaxes averaged: ``mean_runner``).
 
         Settings come from the sidecars; ``*_overrides`` replace single fields (e.g.
         ``{"threshold": 0.7}``). Raises ModelDirError or ModelLoadError with a one-line message.
@@ -188,23 +196,25 @@ class Transcriber:
         except (KeyError, TypeError) as exc:
             raise ModelDirError(f"{sidecar_path(models_dir, 'kws')}: sidecar lacks {exc}; re-export the models") from None
         verifier_runner = verifier_labels = None
-        folder = os.path.join(models_dir, VERIFIER)
-        if os.path.isdir(folder) and not has_verifier(models_dir):
-            raise ModelDirError(f"{folder}: no model.json; copy a whole word model export folder there "
-                                f"(cp -r OTHER/words {folder}) or remove the folder")
-        if has_verifier(models_dir):
-            verifier = load_sidecar(models_dir, VERIFIER, task_in_file="words")
+        verifier_runners = []
+        for folder, verifier in load_verifiers(models_dir):
             try:
                 verifier_features = from_dict(FeatureConfig, verifier["features"])
                 same = verifier_features == features and int(verifier["input"]["frames"]) == int(words_in["frames"])
-                verifier_labels = list(verifier["labels"])
+                labels_here = list(verifier["labels"])
             except (KeyError, TypeError) as exc:
-                raise ModelDirError(f"{sidecar_path(models_dir, VERIFIER)}: sidecar lacks {exc}; re-export the model") from None
+                raise ModelDirError(f"{sidecar_path(models_dir, folder)}: sidecar lacks {exc}; re-export the model") from None
             if not same:
                 differ = feature_difference(features, verifier_features) or "input frames"
-                raise ModelDirError(f"{sidecar_path(models_dir, VERIFIER)}: the verifier's features or input differ from the "
+                raise ModelDirError(f"{sidecar_path(models_dir, folder)}: the verifier's features or input differ from the "
                                     f"word model's ({differ}); use a word model exported with the same preset")
-            verifier_runner = TFLiteModel(model_file(models_dir, VERIFIER, verifier, precision), num_threads).run
+            if verifier_labels is not None and labels_here != verifier_labels:
+                raise ModelDirError(f"{sidecar_path(models_dir, folder)}: its labels differ from {VERIFIER}/'s, so their "
+                                    "scores cannot be averaged; use verifiers trained on the same words")
+            verifier_labels = labels_here
+            verifier_runners.append(TFLiteModel(model_file(models_dir, folder, verifier, precision), num_threads).run)
+        if verifier_runners:
+            verifier_runner = verifier_runners[0] if len(verifier_runners) == 1 else mean_runner(verifier_runners)
         kws_model = TFLiteModel(model_file(models_dir, "kws", kws, precision), num_threads)
         word_model = TFLiteModel(model_file(models_dir, "words", words, precision), num_threads)
         return cls(features, kws_model.run, int(kws_in["frames"]), int(kws_out["kernel_frames"]),

@@ -8,7 +8,9 @@ Layout of an export folder (``saved_models/`` by default)::
     kws/saved_model/     words/saved_model/
 
 and, optionally, ``verifier/``: a copy of another word model's export folder (its sidecar's task stays
-"words") that confirms keyword detections in place of ``words/``, which then only transcribes.
+"words") that confirms keyword detections in place of ``words/``, which then only transcribes. More
+verifiers may sit beside it as ``verifier_<name>/`` folders (copies of word model exports too, with the
+same labels): the gate then confirms with their keyword probabilities averaged.
 
 Sidecar keys (``format`` = ``kws_tf.sidecar/1``):
     task: "kws" | "words"
@@ -33,6 +35,7 @@ FORMAT = "kws_tf.sidecar/1"
 SIDECAR_NAME = "model.json"
 TASKS = ("kws", "words")
 VERIFIER = "verifier"  # optional folder: a word model export that verifies keyword detections
+# (more of them: ``verifier_<name>/`` folders beside it; the gate averages their keyword probabilities)
 
 
 class ModelDirError(Exception):
@@ -43,14 +46,34 @@ def sidecar_path(models_dir: str, task: str) -> str:
     return os.path.join(models_dir, task, SIDECAR_NAME)
 
 
-def has_verifier(models_dir: str) -> bool:
-    """Whether the package has a separate verifier (``models_dir/verifier/model.json``)."""
-    return os.path.exists(sidecar_path(models_dir, VERIFIER))
+def verifier_folders(models_dir: str) -> list[str]:
+    """The package's verifier folders, ``verifier`` and any ``verifier_<name>`` (sorted), whether or not
+    each holds its sidecar (``load_verifiers`` says what is missing); [] when it has none."""
+    try:
+        names = os.listdir(models_dir)
+    except OSError:
+        return []
+    return sorted(n for n in names if (n == VERIFIER or n.startswith(VERIFIER + "_"))
+                  and os.path.isdir(os.path.join(models_dir, n)))
 
 
-def verifier_folder(models_dir: str) -> str:
-    """The folder of the model that confirms keyword detections: ``verifier`` if there is one, else ``words``."""
-    return VERIFIER if has_verifier(models_dir) else "words"
+def load_verifiers(models_dir: str) -> list[tuple[str, dict]]:
+    """``[(folder, sidecar)]`` of the package's verifiers, in ``verifier_folders`` order; [] when it has
+    none. Raises ModelDirError for a verifier folder without its sidecar or with an unusable one."""
+    out = []
+    for folder in verifier_folders(models_dir):
+        if not os.path.exists(sidecar_path(models_dir, folder)):
+            path = os.path.join(models_dir, folder)
+            raise ModelDirError(f"{path}: no model.json; copy a whole word model export folder there "
+                                f"(cp -r OTHER/words {path}) or remove the folder")
+        out.append((folder, load_sidecar(models_dir, folder, task_in_file="words")))
+    return out
+
+
+def confirming_folders(models_dir: str) -> list[str]:
+    """The folders of the models that confirm keyword detections: the verifier folders if there are
+    any, else ``["words"]``."""
+    return verifier_folders(models_dir) or ["words"]
 
 
 def load_sidecar(models_dir: str, task: str, task_in_file: str | None = None) -> dict:

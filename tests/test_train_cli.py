@@ -359,21 +359,27 @@ def test_seed_fixes_the_trained_weights(tiny_models_dir, tiny_data_dir, tmp_path
     assert np.abs(outputs[1] - reference).max() > 1e-3
 
 
-def test_a_kept_verifier_is_named_and_still_loads(tiny_models_dir, tiny_data_dir, tmp_path, capsys):
-    """Training into a folder that holds verifier/ (as saved_models/ does) keeps it, says so for each task
-    it exports, and the package loads with that verifier confirming the keyword."""
+@pytest.mark.parametrize("verifiers", [("verifier",), ("verifier", "verifier_b")])
+def test_a_kept_verifier_is_named_and_still_loads(verifiers, tiny_models_dir, tiny_data_dir, tmp_path, capsys):
+    """Training into a folder that holds verifier/ (as saved_models/ does), or verifier/ and a second
+    verifier_NAME/, keeps them, says so for each task it exports, and the package loads with them
+    confirming the keyword."""
     from kws_tf.runtime import Transcriber
     from kws_tf.train.__main__ import main
 
     out = tmp_path / "models"
-    shutil.copytree(os.path.join(tiny_models_dir, "words"), out / "verifier")
+    for folder in verifiers:
+        shutil.copytree(os.path.join(tiny_models_dir, "words"), out / folder)
     assert main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "both", "--words", *TINY_WORDS,
                  "--out", str(out), "--run-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     printed = capsys.readouterr().out
+    names = ", ".join(f"{out / folder}/" for folder in verifiers)
+    verb = "is kept and still confirms" if len(verifiers) == 1 else "are kept and still confirm"
     for task in ("kws", "words"):
-        assert f"{task}: {out / 'verifier'}/ is kept and still confirms the keyword" in printed
+        assert f"{task}: {names} {verb} the keyword" in printed
     assert "warning: its features differ" not in printed  # same preset, same features
-    assert (out / "verifier" / "model.json").exists() and Transcriber.from_dir(str(out)).has_verifier
+    assert all((out / folder / "model.json").exists() for folder in verifiers)
+    assert Transcriber.from_dir(str(out)).has_verifier
 
 
 def test_a_model_exported_beside_others_with_other_features_is_flagged(tiny_models_dir, tiny_data_dir, tmp_path, capsys):

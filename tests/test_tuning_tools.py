@@ -404,6 +404,70 @@ def test_a_package_with_its_own_verifier_verifies_with_it(models, tiny_data_dir,
     assert os.path.join(verified, "verifier") in msg and "model.json" in msg and "cp -r" in msg and "\n" not in msg
 
 
+def test_a_package_with_two_verifiers_confirms_with_their_mean(models, tiny_data_dir, tmp_path):
+    """verifier/ and verifier_<name>/ beside it: the gate's keyword probability is the mean of the two
+    verifiers' (traced exactly as averaging each one's own traces), saved traces name both (a trace
+    of one of them alone is refused), the evaluation counts both files' bytes, and verifiers whose
+    labels differ, or a verifier_<name>/ without its sidecar, fail with one line."""
+    import numpy as np
+
+    from kws_tf.evaluate.suite import model_sizes
+    from kws_tf.evaluate.traces import model_digests, read_traces
+    from kws_tf.runtime import Transcriber
+    from kws_tf.sidecar import ModelDirError, load_verifiers
+
+    detector = _tool("tune_detector")
+
+    def package(name: str, *verifiers: tuple[str, str]) -> str:
+        """A copy of ``models`` with the word model as each verifier folder, at the listed precision's file."""
+        out = str(tmp_path / name)
+        shutil.copytree(models, out)
+        for folder, precision in verifiers:
+            shutil.copytree(os.path.join(models, "words"), os.path.join(out, folder))
+            sidecar = _sidecar(out, folder)
+            sidecar["model_files"]["float32"] = sidecar["model_files"][precision]
+            with open(os.path.join(out, folder, "model.json"), "w", encoding="utf-8") as f:
+                json.dump(sidecar, f)
+        return out
+
+    def verify_probs(pkg: str) -> tuple:
+        path = str(tmp_path / f"{os.path.basename(pkg)}.npz")
+        assert detector.main(["--models", pkg, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "1",
+                              "--save-traces", path, "--save-only"]) == 0
+        return path, read_traces(path)[0]
+
+    a, b = package("a", ("verifier", "float32")), package("b", ("verifier", "int8"))
+    both = package("both", ("verifier", "float32"), ("verifier_int8", "int8"))
+    assert [folder for folder, _ in load_verifiers(both)] == ["verifier", "verifier_int8"]
+    (_, ta), (_, tb), (both_path, tboth) = verify_probs(a), verify_probs(b), verify_probs(both)
+    assert not np.allclose(ta[5], tb[5])  # two verifiers that disagree
+    np.testing.assert_allclose(tboth[5], (ta[5].astype(np.float64) + tb[5]) / 2, atol=1e-6)
+    assert np.array_equal(tboth[1], ta[1])  # the keyword model's scores are its own
+    assert len({model_digests(p, "float32")["words_digest"] for p in (a, b, both)}) == 3
+    with pytest.raises(SystemExit) as e:  # a setting tuned on one verifier's traces is not the pair's
+        detector.main(["--models", both, "--traces", str(tmp_path / "a.npz"), "--fa-per-hour", "1000"])
+    assert "traces of another word model" in str(e.value)
+    assert detector.main(["--models", both, "--traces", both_path, "--fa-per-hour", "1000"]) == 0
+    words = os.path.join(models, "words")
+    assert model_sizes(both, "float32")["verifier"] == os.path.getsize(os.path.join(words, "float32.tflite")) + \
+        os.path.getsize(os.path.join(words, "int8.tflite"))
+    assert "verifier" not in model_sizes(models, "float32")
+
+    sidecar = _sidecar(both, "verifier_int8")
+    sidecar["labels"] = sidecar["labels"][::-1]
+    with open(os.path.join(both, "verifier_int8", "model.json"), "w", encoding="utf-8") as f:
+        json.dump(sidecar, f)
+    with pytest.raises(ModelDirError) as e:
+        Transcriber.from_dir(both)
+    msg = str(e.value)
+    assert os.path.join(both, "verifier_int8", "model.json") in msg and "labels" in msg and "\n" not in msg
+    os.remove(os.path.join(both, "verifier_int8", "model.json"))
+    with pytest.raises(ModelDirError) as e:
+        Transcriber.from_dir(both)
+    msg = str(e.value)
+    assert os.path.join(both, "verifier_int8") in msg and "model.json" in msg and "cp -r" in msg and "\n" not in msg
+
+
 def test_traces_of_a_fold_are_another_stream(models, tiny_data_dir, tmp_path, capsys):
     """--fold K/N: the stream is built from fold K's speakers, its saved record says so, and it does not
     pair with the same seed's stream of the plain validation split."""

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from kws_tf.audio_io import read_audio  # noqa: E402
 from kws_tf.runtime import Transcriber  # noqa: E402
+from kws_tf.sidecar import verifier_folders  # noqa: E402
 from kws_tf.transcribe import default_models_dir  # noqa: E402
 
 SR = 16000
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     audio = test_clip(args.clip)
     report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                     "models": os.path.abspath(models)}
-    for task in ("kws", "words", "verifier"):
+    for task in ("kws", "words", *verifier_folders(models)):
         folder = os.path.join(models, task)
         if not os.path.isdir(folder):
             continue
@@ -142,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             r[f"rtf_10s_{mode}"] = real_time_factor(tr, audio, args.repeats)
         r["kws_call_ms"] = model_call_ms(tr.kws_runner, tr.kws_frames)
         r["word_call_ms"] = model_call_ms(tr.word_runner, tr.word_frames)
+        if tr.has_verifier:  # all its verifiers, once per window the gate asks about
+            r["verifier_call_ms"] = model_call_ms(tr.verifier_runner, tr.word_frames)
         r["live_feed_per_block_no_gate"] = hop_latency(tr, audio)
         for mode in ("gated", "no_gate"):
             tr = Transcriber.from_dir(models, precision=precision, mode=mode, num_threads=args.threads)

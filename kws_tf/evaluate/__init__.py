@@ -12,7 +12,7 @@ stable: new ones may be added, existing ones keep their meaning::
     precisions: {"float32" | "int8": SYSTEM}
     peer: null | {name, version, note, words, sentences, speed}     (--compare pocketsphinx)
 
-    SYSTEM.model_bytes: {kws, words, [verifier]}   (verifier: only for a package with its own verifier/)
+    SYSTEM.model_bytes: {kws, words, [verifier]}   (verifier: only for a package with its own verifier/; all its verifiers together)
     SYSTEM.words: {n, accuracy, macro_accuracy, core_accuracy,
                    per_word: {WORD: {n, correct, accuracy}},
                    confusion: {labels, matrix (rows spoken, columns recognized)},

@@ -43,7 +43,7 @@ ROWS = [
     ("speed", "real-time factor, gated sentences", ("speed", "sentence_rtf"), "num", None),
     ("size", "keyword model (KB)", ("model_bytes", "kws"), "kb", "≤ 300 KB int8"),
     ("size", "word model (KB)", ("model_bytes", "words"), "kb", "≤ 150 KB int8"),
-    ("size", "verifier model (KB), if separate", ("model_bytes", "verifier"), "kb", None),
+    ("size", "verifier model(s) (KB, together), if separate", ("model_bytes", "verifier"), "kb", None),
 ]
 
 

@@ -19,7 +19,7 @@ from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import WordBank, add_noise, keyword_stream, sentences, training_like_clips
 from kws_tf.features import log_mel
 from kws_tf.runtime import Transcriber
-from kws_tf.sidecar import VERIFIER, has_verifier, load_sidecar, model_file
+from kws_tf.sidecar import VERIFIER, load_sidecar, load_verifiers, model_file
 from kws_tf.tflite_model import TFLiteModel
 
 log = logging.getLogger(__name__)
@@ -222,14 +222,21 @@ def _iter(items: list, desc: str, settings: Settings, position: int):
     bar.close()
 
 
+def model_sizes(models_dir: str, precision: str) -> dict:
+    """Bytes of the package's TFLite files at ``precision``: ``kws``, ``words`` and, when it has its own
+    verifiers, ``verifier`` (all of them together)."""
+    sizes = {folder: os.path.getsize(model_file(models_dir, folder, load_sidecar(models_dir, folder), precision))
+             for folder in ("kws", "words")}
+    verifiers = load_verifiers(models_dir)
+    if verifiers:
+        sizes[VERIFIER] = sum(os.path.getsize(model_file(models_dir, folder, sc, precision)) for folder, sc in verifiers)
+    return sizes
+
+
 def evaluate_precision(models_dir: str, precision: str, bank: WordBank, settings: Settings, position: int = 0) -> tuple[dict, dict]:
     """Every measurement of one precision. Returns ``(json-ready results, report artifacts)``."""
     words = evaluate_words(models_dir, precision, bank, settings, position)
     keyword = evaluate_keyword(models_dir, precision, bank, settings, position)
     sent, example = evaluate_sentences(models_dir, precision, bank, settings, position)
     speed = {"clip_ms": words.pop("clip_ms"), "stream_rtf": keyword.pop("stream_rtf"), "sentence_rtf": sent.pop("rtf")}
-    sizes = {}
-    for folder in ("kws", "words", VERIFIER) if has_verifier(models_dir) else ("kws", "words"):
-        sc = load_sidecar(models_dir, folder, task_in_file="words" if folder == VERIFIER else None)
-        sizes[folder] = os.path.getsize(model_file(models_dir, folder, sc, precision))
-    return {"model_bytes": sizes, "words": words, "keyword": keyword, "sentences": sent, "speed": speed}, {"example": example}
+    return {"model_bytes": model_sizes(models_dir, precision), "words": words, "keyword": keyword, "sentences": sent, "speed": speed}, {"example": example}

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from kws_tf.sidecar import load_sidecar, model_file, verifier_folder
+from kws_tf.sidecar import confirming_folders, load_sidecar, model_file
 
 TASKS = ("kws", "words")
 STREAM_KEYS = ("split", "seed", "minutes", "precision")  # the same keys, the same audio and scores
@@ -18,17 +18,20 @@ STREAM_KEYS = ("split", "seed", "minutes", "precision")  # the same keys, the sa
 
 def model_digests(models: str, precision: str) -> dict:
     """Short hashes of the package's TFLite files at ``precision``: ``kws_digest`` and ``words_digest``
-    (each file alone) and ``models_digest`` (both together). A trace's keyword scores depend on the
+    (each alone) and ``models_digest`` (both together). A trace's keyword scores depend on the
     keyword model's bytes alone and its verifier scores on the verifying word model's (``verifier/`` when
-    the package has one, else ``words/``; ``words_digest`` is that model's), so traces and models whose
-    digests agree belong together. Raises ``ModelDirError`` for an unusable folder."""
+    the package has one, else ``words/``; ``words_digest`` is that model's, or the files of all its
+    verifiers in turn when it has several), so traces and models whose digests agree belong together.
+    Raises ``ModelDirError`` for an unusable folder."""
     both, out = hashlib.sha256(), {}
     for task in TASKS:
-        folder = verifier_folder(models) if task == "words" else task
-        with open(model_file(models, folder, load_sidecar(models, folder, task_in_file=task), precision), "rb") as f:
-            data = f.read()
-        both.update(data)
-        out[f"{task}_digest"] = hashlib.sha256(data).hexdigest()[:16]
+        one = hashlib.sha256()
+        for folder in confirming_folders(models) if task == "words" else [task]:
+            with open(model_file(models, folder, load_sidecar(models, folder, task_in_file=task), precision), "rb") as f:
+                data = f.read()
+            both.update(data)
+            one.update(data)
+        out[f"{task}_digest"] = one.hexdigest()[:16]
     out["models_digest"] = both.hexdigest()[:16]
     return out
 
@@ -38,14 +41,17 @@ def model_recipes(models: str) -> dict:
     ``kws_recipe`` and ``words_recipe``, each the run-time ``features`` and the training ``recipe`` (the
     preset's values with any ``--set``; no seed, fold or data). Saved with traces and grids so that a
     k-fold check can refuse folds of different recipes. A model whose sidecar has no training record
-    (exported by hand) gives no entry. Raises ``ModelDirError`` for an unusable folder."""
+    (exported by hand) gives no entry; a package with several verifiers gives ``words_recipe``
+    ``{"verifiers": [each one's]}`` when each has one. Raises ``ModelDirError`` for an unusable folder."""
     out = {}
     for task in TASKS:
-        folder = verifier_folder(models) if task == "words" else task
-        sidecar = load_sidecar(models, folder, task_in_file=task)
-        recipe = sidecar.get("training", {}).get("recipe")
-        if isinstance(recipe, dict):
-            out[f"{task}_recipe"] = {"features": sidecar.get("features", {}), **recipe}
+        recipes = []
+        for folder in confirming_folders(models) if task == "words" else [task]:
+            sidecar = load_sidecar(models, folder, task_in_file=task)
+            recipe = sidecar.get("training", {}).get("recipe")
+            recipes.append({"features": sidecar.get("features", {}), **recipe} if isinstance(recipe, dict) else None)
+        if None not in recipes:
+            out[f"{task}_recipe"] = recipes[0] if len(recipes) == 1 else {"verifiers": recipes}
     return out
 
 

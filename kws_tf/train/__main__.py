@@ -21,7 +21,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 from kws_tf.cli import FOLD_HELP, LISTS_HELP, fold_arg  # noqa: E402
 from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, fold_text, index_speech_commands  # noqa: E402
 from kws_tf.config import FeatureConfig, feature_difference, from_dict, to_dict  # noqa: E402
-from kws_tf.sidecar import VERIFIER, ModelDirError, has_verifier, load_sidecar  # noqa: E402
+from kws_tf.sidecar import ModelDirError, load_sidecar, verifier_folders  # noqa: E402
 from kws_tf.train.presets import SECTIONS, PresetError, available_presets, load_preset  # noqa: E402
 from kws_tf.train.run_lock import RunDirBusy, run_dir_lock  # noqa: E402
 
@@ -77,13 +77,14 @@ def _front_end_mismatches(out: str, new: list[str]) -> list[str]:
     so one front end; the folder will not load until they agree), each as ``"OUT/words/ (remove_dc false against true)"``."""
     def features(folder: str) -> FeatureConfig | None:
         try:
-            sidecar = load_sidecar(out, folder, task_in_file="words" if folder == VERIFIER else None)
+            sidecar = load_sidecar(out, folder, task_in_file="words" if folder in verifiers else None)
             return from_dict(FeatureConfig, sidecar["features"])
         except (ModelDirError, ValueError, KeyError, TypeError):  # absent or unusable: loading says what is wrong
             return None
 
+    verifiers = verifier_folders(out)
     ours = features(new[0])
-    kept = ((folder, features(folder)) for folder in ("kws", "words", VERIFIER) if folder not in new)
+    kept = ((folder, features(folder)) for folder in ("kws", "words", *verifiers) if folder not in new)
     return [f"{os.path.join(out, folder)}/ ({feature_difference(ours, theirs)})"
             for folder, theirs in kept if ours is not None and theirs is not None and theirs != ours]
 
@@ -213,10 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         data = shlex.quote(data_dir) + (f" --lists-dir {shlex.quote(args.lists_dir)}" if args.lists_dir else "")
         data += f" --fold {fold_text(args.fold)}" if args.fold else ""
         print(f"{task}: {NEXT_STEP[task].format(out=shlex.quote(args.out), data=data)}")
-        if has_verifier(args.out):  # e.g. the shipped package's: a new words/ or kws/ does not replace it
-            print(f"{task}: {os.path.join(args.out, VERIFIER)}/ is kept and still confirms the keyword, so "
-                  f"{os.path.join(args.out, 'words')}/ only transcribes (remove that folder to let it verify too, then "
-                  "tune the gate again)")
+        kept = verifier_folders(args.out)
+        if kept:  # e.g. the shipped package's: a new words/ or kws/ does not replace them
+            names = ", ".join(f"{os.path.join(args.out, folder)}/" for folder in kept)
+            one = len(kept) == 1
+            print(f"{task}: {names} {'is' if one else 'are'} kept and still confirm{'s' if one else ''} the keyword, so "
+                  f"{os.path.join(args.out, 'words')}/ only transcribes (remove {'that folder' if one else 'those folders'} "
+                  "to let it verify too, then tune the gate again)")
         for split, scores in summary["metrics"].items():  # one line per split, so the test line is easy to leave unread
             print(f"{task}: {split} split (Keras): {json.dumps(scores, default=str)[:400]}")
     whose = "its features differ" if len(tasks) == 1 else "their features differ"
