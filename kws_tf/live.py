@@ -192,7 +192,7 @@ def _device(value: str) -> int | str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = UsageParser(prog=PROG, description="Listen to the microphone; print when the keyword fires and the words after it.")
-    p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ (default: saved_models/)")
+    p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ and verifier_NAME/ (default: saved_models/)")
     p.add_argument("--device", type=_device, default=None, help="input device index or name (default: system default)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     p.add_argument("--save-dir", help="keep each utterance as a WAV file here")
@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("float32", "int8"), default="float32")
     p.add_argument("--threshold", type=float, help="keyword detection threshold (overrides the sidecar)")
     p.add_argument("--word-threshold", type=float, help="word score threshold (overrides the sidecar)")
-    p.add_argument("--verify-threshold", type=float, help="keyword probability the word model (MODELS/verifier/ if there is one) must "
+    p.add_argument("--verify-threshold", type=float, help="keyword probability the word model (MODELS/verifier/ if there is one, averaged with any MODELS/verifier_NAME/) must "
                    "confirm each keyword detection with; 0 turns verification off (overrides the sidecar)")
     p.add_argument("--block-ms", type=float, default=50.0, help="audio block size (default: 50 ms)")
     return p

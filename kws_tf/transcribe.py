@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = UsageParser(prog=PROG, description="Transcribe recordings: words spoken after the keyword (default), all "
                 "words (--no-gate), or the one word of a clip (--single-word).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders (searched recursively) or globs")
-    p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ (default: saved_models/)")
+    p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ and verifier_NAME/ (default: saved_models/)")
     p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     p.add_argument("--output", metavar="FILE", help="write here (atomically) instead of stdout")
     mode = p.add_mutually_exclusive_group()
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("float32", "int8"), default="float32", help="which TFLite model to run")
     p.add_argument("--threshold", type=float, help="keyword detection threshold (overrides the sidecar)")
     p.add_argument("--word-threshold", type=float, help="word score threshold (overrides the sidecar)")
-    p.add_argument("--verify-threshold", type=float, help="keyword probability the word model (MODELS/verifier/ if there is one) must "
+    p.add_argument("--verify-threshold", type=float, help="keyword probability the word model (MODELS/verifier/ if there is one, averaged with any MODELS/verifier_NAME/) must "
                    "confirm each keyword detection with; 0 turns verification off (overrides the sidecar)")
     p.add_argument("--jobs", type=int, default=1, help="files decoded in parallel (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
