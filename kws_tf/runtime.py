@@ -18,7 +18,7 @@ from kws_tf.dataset import fit_length
 from kws_tf.decisions import (Event, KeywordDetector, KeywordEvent, UtteranceEnd, WordDecoder, WordEvent, clamp_event, is_word_label,
                                verify_score, verify_windows)
 from kws_tf.features import log_mel
-from kws_tf.sidecar import VERIFIER, ModelDirError, load_sidecar, load_verifiers, model_file, sidecar_path
+from kws_tf.sidecar import ModelDirError, load_sidecar, load_verifiers, model_file, sidecar_path
 from kws_tf.tflite_model import TFLiteModel
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class Transcriber:
         except (KeyError, TypeError) as exc:
             raise ModelDirError(f"{sidecar_path(models_dir, 'kws')}: sidecar lacks {exc}; re-export the models") from None
         verifier_runner = verifier_labels = None
-        verifier_runners = []
+        verifier_runners, first = [], None
         for folder, verifier in load_verifiers(models_dir):
             try:
                 verifier_features = from_dict(FeatureConfig, verifier["features"])
@@ -209,9 +209,9 @@ class Transcriber:
                 raise ModelDirError(f"{sidecar_path(models_dir, folder)}: the verifier's features or input differ from the "
                                     f"word model's ({differ}); use a word model exported with the same preset")
             if verifier_labels is not None and labels_here != verifier_labels:
-                raise ModelDirError(f"{sidecar_path(models_dir, folder)}: its labels differ from {VERIFIER}/'s, so their "
+                raise ModelDirError(f"{sidecar_path(models_dir, folder)}: its labels differ from {first}/'s, so their "
                                     "scores cannot be averaged; use verifiers trained on the same words")
-            verifier_labels = labels_here
+            verifier_labels, first = labels_here, first or folder
             verifier_runners.append(TFLiteModel(model_file(models_dir, folder, verifier, precision), num_threads).run)
         if verifier_runners:
             verifier_runner = verifier_runners[0] if len(verifier_runners) == 1 else mean_runner(verifier_runners)
