@@ -231,6 +231,22 @@ def test_kfold_gate_tunes_each_fold_on_the_others_and_sums_the_held_out_counts(t
     assert ["'smoothing_frames': 3" in s and "'threshold': 0.9" in s for _, _, s, _, _ in lines] == [False, False, True]
     assert "held out, 3 folds: recall 0.8667, caught 26 of 30 keywords with 7 false alarms in 3.0 h (2.33 per hour, budget 1)" in out
 
+    # --current: a package's own setting (B at 0.9) read as it is on each fold (10 + 5 + 9 caught, 0 + 0 + 3
+    # false alarms) and on all three; a setting the grids lack is a one-line error.
+    from kws_tf.sidecar import save_sidecar
+
+    pkg = str(tmp_path / "pkg")
+    save_sidecar(pkg, "kws", {"thresholds": {"detector": {"threshold": 0.9, "smoothing_frames": 3}}})
+    assert _tool("kfold_gate").main([*paths, "--fa-per-hour", "1", "--current", pkg]) == 0
+    out = capsys.readouterr().out
+    assert re.findall(r"^fold \d/3 .*as it is: caught (\d+) of 10 keywords with (\d+) false alarms", out, re.M) == \
+        [("10", "0"), ("5", "0"), ("9", "3")]
+    assert "setting as it is, 3 folds: " in out and "recall 0.8000, caught 24 of 30 keywords with 3 false alarms in 3.0 h" in out
+    save_sidecar(pkg, "kws", {"thresholds": {"detector": {"threshold": 0.7, "smoothing_frames": 3}}})
+    with pytest.raises(SystemExit) as e:
+        _tool("kfold_gate").main([*paths, "--current", pkg])
+    assert "no grid point at" in str(e.value) and paths[0] in str(e.value) and "\n" not in str(e.value)
+
 
 def test_kfold_gate_bad_grids_are_one_line(models, tiny_data_dir, tmp_path, capsys):
     """A file that is not a grid, grids of different sweeps, and grids that would tune and hold out on the

@@ -2,7 +2,11 @@
 counts added) and read that setting on the fold's own grid, as a user's gate tuned on some speakers meets
 new ones. Prints each fold's setting and held-out result, and the held-out sums over all folds.
 
-    python tools/kfold_gate.py FOLD1.json FOLD2.json ... [--fa-per-hour 0.5]
+    python tools/kfold_gate.py FOLD1.json FOLD2.json ... [--fa-per-hour 0.5] [--current MODELS]
+
+``--current MODELS`` also reads MODELS/kws/model.json's gate setting, as it is, on every fold and on all of
+them together: the fixed setting a k-fold tuning has to beat (the folds' false-alarm rates track the test
+speakers' far better than a few validation streams do; training/EXPERIMENTS.md, forty-fourth session).
 
 Each file is one fold's grid, saved by ``tools/tune_detector.py --split validation --fold K/N --save-grid
 FOLDK.json`` (with ``--traces A.npz B.npz --any-models`` to pool a fold's streams from saved traces). The
@@ -18,14 +22,41 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kws_tf.config import to_dict
+from kws_tf.config import DetectorConfig, from_dict, to_dict
 from kws_tf.evaluate.gate_grid import best_at, check_one_recipe, count_at, folds_of, load_grid, pool
+from kws_tf.sidecar import ModelDirError, load_sidecar
+
+
+def current_setting(models: str, paths: list[str], grids: list, folds: list[tuple[int, int]]) -> None:
+    """Print the keywords caught and false alarms of ``models``' gate setting on each fold's grid and on
+    all of them; exits with a one-line error when the sidecar has no setting or the grids lack its point."""
+    try:
+        cfg = from_dict(DetectorConfig, load_sidecar(models, "kws").get("thresholds", {}).get("detector", {}))
+    except (ModelDirError, ValueError, TypeError) as e:
+        raise SystemExit(f"error: {e}")
+    caught = false_alarms = keywords = 0
+    seconds = 0.0
+    for path, grid, (k, n) in zip(paths, grids, folds):
+        try:
+            c, fa = count_at(grid, cfg)
+        except KeyError as e:
+            raise SystemExit(f"error: {path}: {e.args[0]} ({models}/kws/model.json's setting); the grid was saved "
+                             "with other verification or smoothing choices: read the setting on traces with tools/tune_detector.py")
+        caught, false_alarms, keywords, seconds = caught + c, false_alarms + fa, keywords + grid.keywords, seconds + grid.seconds
+        print(f"fold {k}/{n} ({path}): {models}'s setting as it is: caught {c} of {grid.keywords} keywords with {fa} "
+              f"false alarms ({fa / (max(grid.seconds, 1e-9) / 3600):.2f} per hour)", flush=True)
+    hours = max(seconds, 1e-9) / 3600
+    print(f"{models}'s setting as it is, {len(grids)} folds: {to_dict(cfg)}; recall {caught / max(keywords, 1):.4f}, "
+          f"caught {caught} of {keywords} keywords with {false_alarms} false alarms in {hours:.1f} h "
+          f"({false_alarms / hours:.2f} per hour)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("grids", nargs="+", metavar="FOLD.json", help="one grid per fold (tools/tune_detector.py --save-grid)")
     p.add_argument("--fa-per-hour", type=float, default=0.5, help="false-alarm budget the gate is tuned to (default 0.5)")
+    p.add_argument("--current", metavar="MODELS", help="also read the gate setting of MODELS/kws/model.json, as it is, "
+                   "on each fold and on all of them (e.g. saved_models)")
     args = p.parse_args(argv)
     if len(args.grids) < 2:
         p.error("give two or more folds' grids: each fold is tuned on the others")
@@ -42,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         pool(grids)  # the same settings and thresholds throughout, before any work
     except ValueError as e:
         raise SystemExit(f"error: {', '.join(args.grids)}: {e}")
+
+    if args.current:
+        current_setting(args.current, args.grids, grids, folds)
 
     caught = false_alarms = keywords = 0
     seconds = 0.0
