@@ -35,13 +35,13 @@ if [ -n "$grid" ]; then echo '{"fake": true}' > "$grid"; fi
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="run_fold.sh needs bash")
 
 
-def run_fold(tmp_path, stop_after_s: float | None = None, **env):
+def run_fold(tmp_path, stop_after_s: float | None = None, script_path: str = SCRIPT, **env):
     fake = tmp_path / "fake_python"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
     env = {**os.environ, "PY": str(fake), "GRIDS": str(tmp_path / "grids"), "CALLS": str(tmp_path / "calls.txt"),
            "PIDS": str(tmp_path / "pids.txt"), "SYNTH": str(tmp_path / "synth"), **env}
-    script = subprocess.Popen(["bash", SCRIPT, "3", str(tmp_path / "work")], cwd=ROOT, env=env,
+    script = subprocess.Popen(["bash", script_path, "3", str(tmp_path / "work")], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if stop_after_s is not None:
         time.sleep(stop_after_s)
@@ -72,6 +72,25 @@ def test_a_fold_trains_three_models_saves_four_traces_and_writes_two_grids(tmp_p
         # the package of each recipe: the fold's keyword model beside that recipe's word model
         assert (tmp_path / "work" / "f3" / f"P{recipe}" / "kws").is_dir()
     assert "fold 3: grids written" in done.stdout
+
+
+def test_a_keyword_recipe_fold_trains_two_models_saves_two_traces_and_writes_one_grid(tmp_path):
+    """training/kfold/kws_vc/run_fold.sh: the VC keyword model and a keyword-share verifier, one package of the
+    two, its traces on the fold's streams 21 and 22, its grid (the baseline is keyword_share/'s KS grid)."""
+    done, calls = run_fold(tmp_path, script_path=os.path.join(ROOT, "training", "kfold", "kws_vc", "run_fold.sh"))
+    assert done.returncode == 0, done.stderr
+    assert calls[0].startswith("-m kws_tf.train.synth --words ") and calls[0].endswith("--per-word 200 --seed 0")
+    trainings = [c for c in calls if c.startswith("-m kws_tf.train ")]
+    assert len(trainings) == 2 and all("--fold 3/5" in c and "--no-test" in c and "--preset default" in c for c in trainings)
+    kws = [c for c in trainings if "--task kws" in c]
+    assert len(kws) == 1 and "--seed 0 --set kws_data.freq_warp=0.1 --set kws_data.confusable_prob=0.6" in kws[0]
+    assert any("--task words --seed 1 --set word_data.keyword_share=0.2" in c for c in trainings)
+    traces = [c for c in calls if "--save-traces" in c]
+    assert sorted(c.split("--seed ")[1].split()[0] for c in traces) == ["21", "22"]
+    assert all("--split validation --fold 3/5 --minutes 240" in c for c in traces)
+    assert json.loads((tmp_path / "grids" / "fold3_VC.json").read_text()) == {"fake": True}
+    assert (tmp_path / "work" / "f3" / "PVC" / "kws").is_dir() and (tmp_path / "work" / "f3" / "PVC" / "words").is_dir()
+    assert "fold 3: grid written" in done.stdout
 
 
 def test_no_training_starts_without_the_synthetic_clips(tmp_path):

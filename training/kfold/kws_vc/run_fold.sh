@@ -1,0 +1,46 @@
+#!/bin/bash
+# One fold of the k-fold check of the VTLP + confusable-words keyword recipe (VC: the default keyword recipe with
+# kws_data.freq_warp=0.1 and kws_data.confusable_prob=0.6; training/EXPERIMENTS.md, rule 12 of the forty-fourth
+# session): train the fold's VC keyword model and a keyword-share verifier side by side, save the package's traces
+# on the fold's validation streams 21 and 22, and write the grid training/kfold/kws_vc/foldK_VC.json. Its baseline
+# is training/kfold/keyword_share/foldK_KS.json (the default keyword recipe with the same verifier recipe, same fold
+# and streams). About 65 minutes on 2 cores; rerunning resumes the trainings from their run folders. If one step
+# fails (or the script is stopped), the steps still running beside it are stopped too.
+#
+#   bash training/kfold/kws_vc/run_fold.sh K [WORK]
+#
+# Run from the repository root with its virtual environment; DATA (default ../shared/speech_commands_subset) and
+# SYNTH (default /tmp/synth) name the clips: the script first makes the synthetic clips of saved_models/MODEL_CARD.md
+# there (python -m kws_tf.train.synth, which writes only the clips a folder lacks and checks the others); WORK
+# (default /tmp/kfold_kws_vc) holds the models, logs and traces, which can go once the grid is written.
+# PRESET, MINUTES and GRIDS (default: default, 240, training/kfold/kws_vc) are there for a quick try of the script
+# itself (PRESET=tiny MINUTES=1 GRIDS=/tmp/grids), never for a fold of the check.
+set -euo pipefail
+K=$1; W=${2:-/tmp/kfold_kws_vc}/f$K; PY=${PY:-.venv/bin/python}
+DATA=${DATA:-../shared/speech_commands_subset}; SYNTH=${SYNTH:-/tmp/synth}
+PRESET=${PRESET:-default}; MINUTES=${MINUTES:-240}; OUT=${GRIDS:-training/kfold/kws_vc}
+mkdir -p "$W" "$OUT"
+trap 'rc=$?; jobs -p | xargs -r kill 2>/dev/null || true
+      [ $rc -eq 0 ] || echo "fold $K: stopped (exit $rc); the logs are in $W" >&2' EXIT  # on success no job is left
+trap 'exit 130' INT; trap 'exit 143' TERM  # so that the EXIT trap sees a stop by signal as one
+source "$(dirname "$0")/../wait_all.sh"  # wait_all PID...: stops here, with its status, at the first step that fails
+WORDS="bed bird cat dog down eight five four go happy house left marvin nine no off on one right seven sheila six stop three tree two up wow yes zero"
+echo "fold $K: synthetic clips in $SYNTH ($(date -u +%H:%M) UTC)"  # the model card's; about 20 s, also where all are there
+$PY -m kws_tf.train.synth --words $WORDS --out "$SYNTH" --per-word 200 --seed 0 > "$W/synth.log" 2>&1
+T="--data-dir $DATA --synthetic-dir $SYNTH --preset $PRESET --fold $K/5 --no-test --quiet"
+$PY -m kws_tf.train $T --task kws --seed 0 --set kws_data.freq_warp=0.1 --set kws_data.confusable_prob=0.6 \
+  --out "$W/VC" --run-dir "$W/run_VC" > "$W/VC.log" 2>&1 & P=($!)
+$PY -m kws_tf.train $T --task words --seed 1 --set word_data.keyword_share=0.2 --out "$W/KS" --run-dir "$W/run_KS" > "$W/KS.log" 2>&1 & P+=($!)
+wait_all "${P[@]}"
+echo "fold $K: trained ($(date -u +%H:%M) UTC)"
+rm -rf "$W/PVC"; mkdir -p "$W/PVC"; cp -r "$W/VC/kws" "$W/PVC/kws"; cp -r "$W/KS/words" "$W/PVC/words"
+P=()
+for S in 21 22; do
+  $PY tools/tune_detector.py --models "$W/PVC" --data-dir "$DATA" --split validation --fold "$K/5" --minutes "$MINUTES" --seed $S \
+    --fa-per-hour 0.5 --save-traces "$W/PVC_${K}_s$S.npz" --save-only > "$W/trace_VC_$S.log" 2>&1 & P+=($!)
+done
+wait_all "${P[@]}"
+echo "fold $K: traces saved ($(date -u +%H:%M) UTC)"
+$PY tools/tune_detector.py --models "$W/PVC" --traces "$W/PVC_${K}_s21.npz" "$W/PVC_${K}_s22.npz" --any-models \
+  --fa-per-hour 0.5 --save-grid "$OUT/fold${K}_VC.json" > "$W/grid_VC.log" 2>&1
+echo "fold $K: grid written to $OUT/fold${K}_VC.json ($(date -u +%H:%M) UTC)"
