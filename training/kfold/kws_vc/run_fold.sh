@@ -15,19 +15,7 @@
 # (default /tmp/kfold_kws_vc) holds the models, logs and traces, which can go once the grid is written.
 # PRESET, MINUTES and GRIDS (default: default, 240, training/kfold/kws_vc) are there for a quick try of the script
 # itself (PRESET=tiny MINUTES=1 GRIDS=/tmp/grids), never for a fold of the check.
-set -euo pipefail
-K=$1; W=${2:-/tmp/kfold_kws_vc}/f$K; PY=${PY:-.venv/bin/python}
-DATA=${DATA:-../shared/speech_commands_subset}; SYNTH=${SYNTH:-/tmp/synth}
-PRESET=${PRESET:-default}; MINUTES=${MINUTES:-240}; OUT=${GRIDS:-training/kfold/kws_vc}
-mkdir -p "$W" "$OUT"
-trap 'rc=$?; jobs -p | xargs -r kill 2>/dev/null || true
-      [ $rc -eq 0 ] || echo "fold $K: stopped (exit $rc); the logs are in $W" >&2' EXIT  # on success no job is left
-trap 'exit 130' INT; trap 'exit 143' TERM  # so that the EXIT trap sees a stop by signal as one
-source "$(dirname "$0")/../wait_all.sh"  # wait_all PID...: stops here, with its status, at the first step that fails
-WORDS="bed bird cat dog down eight five four go happy house left marvin nine no off on one right seven sheila six stop three tree two up wow yes zero"
-echo "fold $K: synthetic clips in $SYNTH ($(date -u +%H:%M) UTC)"  # the model card's; about 20 s, also where all are there
-$PY -m kws_tf.train.synth --words $WORDS --out "$SYNTH" --per-word 200 --seed 0 > "$W/synth.log" 2>&1
-T="--data-dir $DATA --synthetic-dir $SYNTH --preset $PRESET --fold $K/5 --no-test --quiet"
+CHECK=kws_vc; source "$(dirname "$0")/../fold_start.sh" "$@"  # strict bash, K, W, PY, DATA, OUT, traps, wait_all, synthetic clips, T
 $PY -m kws_tf.train $T --task kws --seed 0 --set kws_data.freq_warp=0.1 --set kws_data.confusable_prob=0.6 \
   --out "$W/VC" --run-dir "$W/run_VC" > "$W/VC.log" 2>&1 & P=($!)
 $PY -m kws_tf.train $T --task words --seed 1 --set word_data.keyword_share=0.2 --out "$W/KS" --run-dir "$W/run_KS" > "$W/KS.log" 2>&1 & P+=($!)
