@@ -196,8 +196,8 @@ class Transcriber:
         except (KeyError, TypeError) as exc:
             raise ModelDirError(f"{sidecar_path(models_dir, 'kws')}: sidecar lacks {exc}; re-export the models") from None
         verifier_runner = verifier_labels = None
-        verifier_runners, first = [], None
-        for folder, verifier in load_verifiers(models_dir):
+        verifier_runners, verifiers = [], load_verifiers(models_dir)
+        for folder, verifier in verifiers:
             try:
                 verifier_features = from_dict(FeatureConfig, verifier["features"])
                 same = verifier_features == features and int(verifier["input"]["frames"]) == int(words_in["frames"])
@@ -209,9 +209,9 @@ class Transcriber:
                 raise ModelDirError(f"{sidecar_path(models_dir, folder)}: the verifier's features or input differ from the "
                                     f"word model's ({differ}); use a word model exported with the same preset")
             if verifier_labels is not None and labels_here != verifier_labels:
-                raise ModelDirError(f"{sidecar_path(models_dir, folder)}: its labels differ from {first}/'s, so their "
+                raise ModelDirError(f"{sidecar_path(models_dir, folder)}: its labels differ from {verifiers[0][0]}/'s, so their "
                                     "scores cannot be averaged; use verifiers trained on the same words")
-            verifier_labels, first = labels_here, first or folder
+            verifier_labels = labels_here
             verifier_runners.append(TFLiteModel(model_file(models_dir, folder, verifier, precision), num_threads).run)
         if verifier_runners:
             verifier_runner = verifier_runners[0] if len(verifier_runners) == 1 else mean_runner(verifier_runners)
