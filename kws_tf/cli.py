@@ -1,11 +1,17 @@
-"""What the command-line tools share: an argument parser whose usage errors exit with 1, and the
-wrapper that turns expected errors into one line on stderr (exit 1) and Ctrl-C into exit 130."""
+"""What the command-line tools share: an argument parser whose usage errors exit with 1, the
+wrapper that turns expected errors into one line on stderr (exit 1) and Ctrl-C into exit 130, and the
+``--help`` description taken from a module's docstring."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
+
+
+def doc_summary(doc: str) -> str:
+    """The first paragraph of a module docstring as one line: an argparse ``description``."""
+    return " ".join(doc.split("\n\n")[0].split())
 
 
 class UsageError(Exception):

@@ -1,4 +1,4 @@
-"""Which words does a package's keyword gate fire on? Replays the gate at the package's setting on score
+r"""Which words does a package's keyword gate fire on? Replays the gate at the package's setting on score
 traces saved by ``tools/tune_detector.py --save-traces``, rebuilds each trace's stream from the data set
 (the same split, seed and minutes: the words and where they lie), and names the word spoken last before
 each false alarm, beside the keywords the gate catches there (both sides of a verifier's trade: judge a
@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from kws_tf.cli import FOLD_HELP, LISTS_HELP, fold_arg
+from kws_tf.cli import doc_summary, fold_arg, FOLD_HELP, LISTS_HELP
 from kws_tf.config import DetectorConfig, from_dict
 from kws_tf.dataset import SPLITS, DataError, split_label
 from kws_tf.decisions import verify_scores_at
@@ -62,7 +62,7 @@ def verifier_hits(words: list[tuple[str, float, float]], verify: metrics.Trace, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
     p.add_argument("--models", default="saved_models", help="the package the traces came from (its gate setting is replayed)")
     p.add_argument("--data-dir", required=True, help="the data set the traces' streams were built from")
     p.add_argument("--traces", nargs="+", required=True, metavar="FILE.npz", help="saved by tools/tune_detector.py --save-traces")

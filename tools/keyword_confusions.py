@@ -1,4 +1,4 @@
-"""Which words does a keyword model mistake for its keyword? Each clip of a split is laid alone into
+r"""Which words does a keyword model mistake for its keyword? Each clip of a split is laid alone into
 the keyword model's window (10 s) of background noise at --snr-db (mixed as ``kws_tf.evaluate`` mixes
 speech), the keyword model (TFLite, the runtime's features) scores it, and the words are ranked by how
 often their peak score reaches --threshold. Prints a ``--set kws_data.confusable_words=[...]`` line for
@@ -18,7 +18,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from kws_tf.cli import LISTS_HELP
+from kws_tf.cli import doc_summary, LISTS_HELP
 from kws_tf.config import FeatureConfig, from_dict
 from kws_tf.dataset import DataError
 from kws_tf.evaluate.streams import mix, split_bank
@@ -45,7 +45,7 @@ def peak_scores(model: TFLiteModel, bank, features, keyword: str, clip_s: float,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--lists-dir", help=LISTS_HELP)

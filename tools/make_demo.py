@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import soundfile as sf
 
+from kws_tf.cli import doc_summary
 from kws_tf.dataset import speech_extent
 from kws_tf.train.synth import Voice, render_word
 
@@ -44,7 +45,7 @@ def make_demo(words: list[str], voice: Voice, snr_db: float, seed: int, gap_s: f
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
     p.add_argument("--words", nargs="+", default=["stop", "go", "left", "yes"])
     p.add_argument("--snr-db", type=float, default=15.0)
     p.add_argument("--seed", type=int, default=0)

@@ -15,11 +15,12 @@ import argparse
 import os
 import sys
 
+from kws_tf.cli import doc_summary
 from kws_tf.evaluate.traces import pair_traces, save_traces
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
     p.add_argument("keyword_traces", help="traces whose keyword-model scores to keep")
     p.add_argument("verifier_traces", help="traces of the same stream whose word-model scores to use")
     p.add_argument("--out", required=True, metavar="PAIR.npz", help="where to write the paired traces")

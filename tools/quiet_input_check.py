@@ -1,4 +1,4 @@
-"""Does a model package write words where nobody speaks? Transcribes seconds of input without speech
+r"""Does a model package write words where nobody speaks? Transcribes seconds of input without speech
 (digital silence, DC offsets, int16-rounded faint tones, white / pink / brown noise and 50 Hz hum at
 -100..-30 dBFS, and optionally the recordings of a noise folder at the same levels) through the runtime,
 with and without the keyword gate, and prints the words written for each case. Exits 0 when nothing was
@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from kws_tf.audio_io import AudioError, read_audio
-from kws_tf.cli import UsageError, UsageParser, run_main
+from kws_tf.cli import doc_summary, run_main, UsageError, UsageParser
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError
 from kws_tf.tflite_model import ModelLoadError
@@ -101,7 +101,7 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = UsageParser(prog="quiet_input_check.py", description=__doc__.split("\n")[0])
+    p = UsageParser(prog="quiet_input_check.py", description=doc_summary(__doc__))
     p.add_argument("--models", default="saved_models", help="export folder with kws/ and words/ (default: saved_models/)")
     p.add_argument("--noise-dir", help="also use these .wav noise recordings (each at least --seconds long)")
     p.add_argument("--seconds", type=float, default=20.0, help="length of each case (default: 20)")

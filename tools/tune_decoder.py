@@ -1,4 +1,4 @@
-"""Pick the word decoder's settings on the VALIDATION split: transcribe seeded 10 s sentences (as
+r"""Pick the word decoder's settings on the VALIDATION split: transcribe seeded 10 s sentences (as
 ``kws_tf.evaluate`` builds them) through the runtime for a grid of word threshold / smoothing /
 pause / longest word (``max_word_s``) / shortest run (``min_windows``), count the errors of the
 gated transcripts (substitutions, deletions, insertions, and any word written for a sentence without
@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-from kws_tf.cli import FOLD_HELP, LISTS_HELP, fold_arg
+from kws_tf.cli import doc_summary, fold_arg, FOLD_HELP, LISTS_HELP
 from kws_tf.config import to_dict
 from kws_tf.dataset import split_label
 from kws_tf.evaluate import metrics
@@ -53,7 +53,7 @@ def cached(runner):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0].replace("\n", " "))
+    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--split", default="validation")

@@ -1,4 +1,4 @@
-"""Pick the keyword gate's settings on the VALIDATION split: run the keyword model once over a long
+r"""Pick the keyword gate's settings on the VALIDATION split: run the keyword model once over a long
 seeded stream (as ``kws_tf.evaluate`` builds it), and the word model on every 1 s window of it,
 replay both traces through the runtime's detector and word-model verification for a grid of
 smoothing / patience / verification window and threshold / keyword threshold, print recall at a
@@ -32,7 +32,7 @@ import sys
 
 import numpy as np
 
-from kws_tf.cli import FOLD_HELP, LISTS_HELP, fold_arg
+from kws_tf.cli import doc_summary, fold_arg, FOLD_HELP, LISTS_HELP
 from kws_tf.config import DetectorConfig, from_dict, to_dict
 from kws_tf.dataset import split_label
 from kws_tf.decisions import KeywordDetector, verify_scores_at
@@ -141,7 +141,7 @@ def half_check(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", help="the data set to build the stream from (not needed with --traces)")
     p.add_argument("--split", default="validation")

@@ -17,6 +17,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as python -m kws_tf.train
 
 import numpy as np  # noqa: E402
 
+from kws_tf.cli import doc_summary  # noqa: E402
 from kws_tf.dataset import V1_WORDS, index_speech_commands, load_clips, load_noise, speech_extent  # noqa: E402
 
 
@@ -39,7 +40,7 @@ def step_rate(model, x, y, batch_size: int, n: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
     p.add_argument("--data-dir", required=True)
     p.add_argument("--preset", default="default")
     p.add_argument("--batches", type=int, default=20)
