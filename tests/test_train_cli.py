@@ -418,7 +418,7 @@ def test_a_differing_verifier_is_flagged_once_for_both_new_models(tiny_models_di
     warnings = [line for line in capsys.readouterr().out.splitlines() if "warning:" in line]
     assert warnings == [f"kws, words: warning: their features differ from {out / 'verifier'}/ (remove_dc false against true), "
                         f"so {out} will not load until they agree: train them with the same preset, or make the 'features' "
-                        "of their model.json files agree (README, \"Training\")"]
+                        "of their model.json files agree (README, \"Export\")"]
 
 
 def test_no_test_leaves_the_test_split_unscored(tiny_models_dir, tiny_data_dir, tmp_path):

@@ -124,7 +124,7 @@ def mix(bank: WordBank, placements: list[tuple[int, float]], duration_s: float, 
 
 def keyword_stream(bank: WordBank, keyword: str, minutes: float, seed: int,
                    segment_s: float = 60.0) -> Iterator[tuple[float, Mixture]]:
-    """A long evaluation stream in consecutive segments: a clip every ``STREAM_GAP_S`` seconds, the
+    """A long evaluation stream in consecutive segments: 1 s clips with ``STREAM_GAP_S`` seconds between them, the
     keyword with probability ``STREAM_KEYWORD_PROB``, other words otherwise; noise changes per segment.
 
     Yields:

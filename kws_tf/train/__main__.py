@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override a preset value, e.g. kws.gru_units=32")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--out", help="export folder (default: saved_models/; with --fold K/N: training/runs/PRESET-foldKofN-models/)")
-    p.add_argument("--run-dir", help="checkpoints, logs and plots (default: training/runs/PRESET[-foldKofN]-TASK); rerunning resumes")
+    p.add_argument("--run-dir", help="checkpoints, logs and plots in DIR/kws and DIR/words (default: training/runs/PRESET[-foldKofN]-TASK); rerunning resumes")
     p.add_argument("--fresh", action="store_true", help="discard an interrupted run in --run-dir instead of resuming it")
     p.add_argument("--lists-dir", help=LISTS_HELP)
     p.add_argument("--fold", type=fold_arg, metavar="K/N", help=FOLD_HELP)
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     for mismatch in _front_end_mismatches(args.out, tasks):  # once all are exported; e.g. a preset-trained model beside the shipped ones
         print(f"{', '.join(tasks)}: warning: {whose} from {mismatch}, so {args.out} will not load until they agree: "
               "train them with the same preset, or make the 'features' of their model.json files agree "
-              "(README, \"Training\")")
+              "(README, \"Export\")")
     return 0
 
 
