@@ -26,6 +26,19 @@ def from_dict(cls: type[T], data: dict) -> T:
     return cls(**kwargs)
 
 
+def wrong_types(cfg: Any) -> list[str]:
+    """``"field is 'high', not a number"`` for each number or true/false field of a config dataclass whose
+    value is of another type (a hand-edited sidecar), so loading can name it instead of failing later."""
+    wrong = []
+    for field in dataclasses.fields(cfg):
+        value, kind = getattr(cfg, field.name), str(field.type)
+        if kind == "bool" and not isinstance(value, bool):
+            wrong.append(f"{field.name} is {value!r}, not true or false")
+        elif kind in ("int", "float") and (isinstance(value, bool) or not isinstance(value, int if kind == "int" else (int, float))):
+            wrong.append(f"{field.name} is {value!r}, not {'a whole number' if kind == 'int' else 'a number'}")
+    return wrong
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """Log-mel front end: 25 ms Hann windows every 10 ms at 16 kHz (no centre padding)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws_tf.config import SILENCE_LABEL, DecoderConfig, DetectorConfig, FeatureConfig, feature_difference, from_dict
+from kws_tf.config import SILENCE_LABEL, DecoderConfig, DetectorConfig, FeatureConfig, feature_difference, from_dict, wrong_types
 from kws_tf.dataset import fit_length
 from kws_tf.decisions import (Event, KeywordDetector, KeywordEvent, UtteranceEnd, WordDecoder, WordEvent, clamp_event, is_word_label,
                                verify_score, verify_windows)
@@ -195,6 +195,11 @@ class Transcriber:
             labels = list(words["labels"])
         except (KeyError, TypeError) as exc:
             raise ModelDirError(f"{sidecar_path(models_dir, 'kws')}: sidecar lacks {exc}; re-export the models") from None
+        for task, section, cfg in (("kws", "features", features), ("words", "features", word_features),
+                                   ("kws", "thresholds.detector", detector), ("words", "thresholds.decoder", decoder)):
+            if wrong_types(cfg):
+                raise ModelDirError(f"{sidecar_path(models_dir, task)}: {section}.{wrong_types(cfg)[0]}; "
+                                    "correct it or re-export the model")
         verifier_runner = verifier_labels = None
         verifier_runners, verifiers = [], load_verifiers(models_dir)
         for folder, verifier in verifiers:
@@ -212,11 +217,15 @@ class Transcriber:
                 raise ModelDirError(f"{sidecar_path(models_dir, folder)}: its labels differ from {verifiers[0][0]}/'s, so their "
                                     "scores cannot be averaged; use verifiers trained on the same words")
             verifier_labels = labels_here
-            verifier_runners.append(TFLiteModel(model_file(models_dir, folder, verifier, precision), num_threads).run)
+            verifier_model = TFLiteModel(model_file(models_dir, folder, verifier, precision), num_threads)
+            verifier_model.expect_shapes(int(words_in["frames"]), features.n_mels, len(labels_here))
+            verifier_runners.append(verifier_model.run)
         if verifier_runners:
             verifier_runner = verifier_runners[0] if len(verifier_runners) == 1 else mean_runner(verifier_runners)
         kws_model = TFLiteModel(model_file(models_dir, "kws", kws, precision), num_threads)
+        kws_model.expect_shapes(int(kws_in["frames"]), features.n_mels)
         word_model = TFLiteModel(model_file(models_dir, "words", words, precision), num_threads)
+        word_model.expect_shapes(int(words_in["frames"]), features.n_mels, len(labels))
         return cls(features, kws_model.run, int(kws_in["frames"]), int(kws_out["kernel_frames"]),
                    int(kws_out["stride_frames"]), word_model.run, int(words_in["frames"]), labels,
                    detector, decoder, mode, keyword=kws.get("keyword"), verifier_runner=verifier_runner,

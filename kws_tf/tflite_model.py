@@ -74,6 +74,20 @@ class TFLiteModel:
         log.debug("loaded %s: input %s %s, output %s %s", path, self.input_shape, self.input_dtype,
                   tuple(self._output["shape"]), self.output_dtype)
 
+    def expect_shapes(self, frames: int, n_mels: int, outputs: int | None = None) -> None:
+        """Raise ModelLoadError unless the model takes ``(frames, n_mels)`` features (and, if given, gives
+        ``outputs`` scores), as its sidecar says: a .tflite file copied from another model fails here."""
+        try:
+            self._ensure_shape((1, frames, n_mels))
+        except ValueError:
+            signature = tuple(int(d) for d in self._input.get("shape_signature", self._input["shape"]))
+            raise ModelLoadError(f"{self.path}: takes input {signature[1:]}, but its sidecar says ({frames}, {n_mels}); "
+                                 "the file belongs to another model: copy the export folder whole or re-export it") from None
+        got = int(np.prod(self._output["shape"][1:]))
+        if outputs is not None and got != outputs:
+            raise ModelLoadError(f"{self.path}: gives {got} scores, but its sidecar lists {outputs} labels; "
+                                 "the file belongs to another model: copy the export folder whole or re-export it")
+
     def _ensure_shape(self, shape: tuple[int, ...]) -> None:
         if shape == self.input_shape:
             return

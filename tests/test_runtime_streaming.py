@@ -119,3 +119,27 @@ def test_unusable_model_folders_give_one_line_errors(tmp_path, tiny_models_dir):
     assert "remove_dc" in msg and "kws/model.json" in msg and "words/model.json" in msg and "\n" not in msg
     assert "n_mels" not in msg  # only the settings that differ
     assert os.path.exists(os.path.join(tiny_models_dir, "kws", "model.json"))
+
+
+def test_hand_edited_or_mixed_up_model_folders_fail_at_load_naming_the_file(tmp_path, tiny_models_dir):
+    """A sidecar value of the wrong type, or a .tflite file copied from the other model, fails when the folder
+    loads (one line naming the file), not later on every audio file."""
+    typo = str(tmp_path / "typo")
+    shutil.copytree(tiny_models_dir, typo)
+    sidecar_file = os.path.join(typo, "kws", "model.json")
+    with open(sidecar_file, encoding="utf-8") as f:
+        sidecar = json.load(f)
+    sidecar["thresholds"]["detector"]["threshold"] = "high"
+    with open(sidecar_file, "w", encoding="utf-8") as f:
+        json.dump(sidecar, f)
+    with pytest.raises(ModelDirError, match=r"kws/model\.json: thresholds\.detector\.threshold is 'high', not a number"):
+        Transcriber.from_dir(typo)
+
+    for task, other in (("kws", "words"), ("words", "kws")):
+        swapped = str(tmp_path / f"swapped_{task}")
+        shutil.copytree(tiny_models_dir, swapped)
+        shutil.copy(os.path.join(tiny_models_dir, other, "float32.tflite"), os.path.join(swapped, task, "float32.tflite"))
+        with pytest.raises(ModelLoadError) as e:
+            Transcriber.from_dir(swapped)
+        assert f"{task}/float32.tflite: takes input" in str(e.value) and "belongs to another model" in str(e.value)
+        Transcriber.from_dir(swapped, precision="int8")  # the other precision's file is untouched
