@@ -48,6 +48,15 @@ def _read_with_pydub(path: str, target_hz: int) -> np.ndarray:
     return np.frombuffer(seg.raw_data, dtype=np.int16).astype(np.float32) / 32768.0
 
 
+def _check_finite(path: str, data: np.ndarray, start_s: float, rate: int) -> None:
+    """Float files can hold NaN or infinity, which would silently blank every score after them."""
+    bad = ~np.isfinite(data)
+    if bad.any():
+        at = start_s + int(np.argmax(bad.any(axis=-1) if data.ndim == 2 else bad)) / rate
+        raise AudioError(f"{path}: holds samples that are not numbers (NaN or infinity) from {at:.2f} s; "
+                         "repair the file or export it again")
+
+
 def _check_path(path: str) -> str:
     if not os.path.exists(path):
         raise AudioError(f"{path}: no such file")
@@ -70,6 +79,7 @@ def read_audio(path: str, target_hz: int = 16000) -> np.ndarray:
         raise AudioError(f"{path}: cannot read audio ({_first_line(exc)}); check the file or convert it to WAV") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: file has no audio samples")
+    _check_finite(path, data, 0.0, rate)
     return resample(_to_mono_float(data), rate, target_hz)
 
 
@@ -93,6 +103,7 @@ def iter_audio_blocks(path: str, target_hz: int = 16000, block_s: float = 10.0) 
             while True:
                 data = f.read(blocksize, dtype="float32", always_2d=True)
                 last = data.shape[0] < blocksize
+                _check_finite(path, data, total / rate, rate)
                 mono = _to_mono_float(data)
                 total += len(mono)
                 out = mono if resampler is None else resampler.resample_chunk(mono, last=last)

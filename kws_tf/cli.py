@@ -50,6 +50,15 @@ def run_main(prog: str, parser: argparse.ArgumentParser, argv: list[str] | None,
         return 130
 
 
+def check_thresholds(args: argparse.Namespace) -> None:
+    """UsageError unless each threshold option given (``--threshold``, ``--word-threshold``,
+    ``--verify-threshold``) lies between 0 and 1."""
+    for name in ("threshold", "word_threshold", "verify_threshold"):
+        value = getattr(args, name, None)
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1, not {value}")
+
+
 LISTS_HELP = ("folder with validation_list.txt/testing_list.txt (default: the data folder); give the folder "
               "training used, so the splits are the same")
 FOLD_HELP = ("K/N: pool the training and validation speakers, deal them into N folds by speaker and use fold K as "

@@ -20,7 +20,7 @@ import numpy as np
 import soxr
 
 from kws_tf.audio_io import write_wav_atomic
-from kws_tf.cli import UsageParser
+from kws_tf.cli import UsageError, UsageParser, check_thresholds
 from kws_tf.decisions import KeywordEvent, UtteranceEnd
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError
@@ -86,7 +86,7 @@ def run_live(tr: Transcriber, blocks: Iterable[np.ndarray], rate_hz: int, save_d
     resampler = None if rate_hz == sr else soxr.ResampleStream(rate_hz, sr, 1, dtype="float32")
     history = _AudioHistory(tr.decoder_cfg.max_s + PREROLL_S + 5.0, sr)
     if save_dir:
-        os.makedirs(save_dir, exist_ok=True)
+        check_save_dir(save_dir)
     it = iter(blocks)
     try:
         _loop(tr, it, resampler, history, stats, save_dir, duration_s, emit)
@@ -120,9 +120,26 @@ def _loop(tr: Transcriber, it: Iterator[np.ndarray], resampler, history: _AudioH
                 stats.utterances += 1
                 emit(f"{clock}  {event.end_s:8.2f} s  text     {event.text or '(no words)'}")
                 if save_dir:
-                    stats.saved.append(_save(save_dir, history.slice_s(event.start_s - PREROLL_S, event.end_s), event, sr))
+                    try:
+                        stats.saved.append(_save(save_dir, history.slice_s(event.start_s - PREROLL_S, event.end_s), event, sr))
+                    except OSError as exc:  # e.g. the disk filled up: listening goes on
+                        print(f"{PROG}: warning: could not save the utterance in {save_dir} ({exc.strerror or exc}); "
+                              "listening goes on", file=sys.stderr, flush=True)
         if duration_s is not None and history.end >= int(duration_s * sr):
             return
+
+
+def check_save_dir(save_dir: str) -> None:
+    """Make ``save_dir`` and check that files can be written there, else UsageError (one line)."""
+    if os.path.exists(save_dir) and not os.path.isdir(save_dir):
+        raise UsageError(f"--save-dir {save_dir}: is a file, not a folder; choose a folder")
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+        probe = os.path.join(save_dir, f".write-check-{os.getpid()}")
+        open(probe, "x").close()
+        os.remove(probe)
+    except OSError as exc:
+        raise UsageError(f"--save-dir {save_dir}: cannot write there ({exc.strerror or exc}); choose another folder") from None
 
 
 def _save(save_dir: str, audio: np.ndarray, event: UtteranceEnd, sr: int) -> str:
@@ -216,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     source = None
     stats = LiveStats()
     try:
+        check_thresholds(args)
+        if args.block_ms <= 0 or (args.duration is not None and args.duration <= 0):
+            raise UsageError("--block-ms and --duration must be more than 0")
+        if args.save_dir:
+            check_save_dir(args.save_dir)
         sd = import_sounddevice()
         if args.list_devices:
             print(sd.query_devices())
@@ -225,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"listening on {source.name!r} at {source.rate_hz} Hz; press Ctrl-C to stop", file=sys.stderr, flush=True)
         stats = run_live(tr, source, source.rate_hz, args.save_dir, args.duration,
                          emit=lambda line: print(line, flush=True))
-    except (LiveError, ModelDirError, ModelLoadError) as exc:
+    except (LiveError, ModelDirError, ModelLoadError, UsageError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # during start-up

@@ -13,12 +13,13 @@ import io
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 from kws_tf.audio_io import AUDIO_EXTENSIONS, AudioError, audio_duration_s, iter_audio_blocks, read_audio
-from kws_tf.cli import UsageError, UsageParser, run_main
+from kws_tf.cli import UsageError, UsageParser, check_thresholds, run_main
 from kws_tf.runtime import Transcriber, result_from_events
 from kws_tf.sidecar import ModelDirError
 from kws_tf.tflite_model import ModelLoadError
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders (searched recursively) or globs")
     p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ and verifier_NAME/ (default: saved_models/)")
     p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
-    p.add_argument("--output", metavar="FILE", help="write here (atomically) instead of stdout")
+    p.add_argument("--output", metavar="FILE", help="write here instead of stdout (atomically; an existing file is kept when every input fails)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--no-gate", action="store_true", help="transcribe all words, not only after the keyword")
     mode.add_argument("--single-word", action="store_true", help="each file is one word clip: report its top word")
@@ -165,11 +166,46 @@ def format_records(records: list[dict], fmt: str) -> str:
     return "".join(f"{r['file']}\t{r['text']}\n" for r in records if not r["error"])
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def check_output(path: str) -> str:
+    """``--output`` checked before any work: the file to write (a link's target), else a UsageError."""
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise UsageError(f"--output {path}: is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise UsageError(f"--output {path}: its folder does not exist")
+    if os.path.exists(target) and not os.path.isfile(target):  # /dev/null, a pipe: written in place
+        if not os.access(target, os.W_OK):
+            raise UsageError(f"--output {path}: cannot write there (permission denied); choose another file")
+        return target
+    if os.path.exists(target) and not os.access(target, os.W_OK):
+        raise UsageError(f"--output {path}: the file is read-only; choose another file or make it writable")
+    probe = f"{target}.tmp-{os.getpid()}"
+    try:
+        open(probe, "x").close()
+        os.remove(probe)
+    except OSError as exc:
+        raise UsageError(f"--output {path}: cannot write there ({exc.strerror or exc}); choose another file") from None
+    return target
+
+
+def write_output(target: str, text: str) -> None:
+    """Replace ``target`` with ``text`` through a temporary file beside it (a regular file keeps its
+    permissions), or write in place when it is a device or a pipe. OSError leaves ``target`` untouched."""
+    if os.path.exists(target) and not os.path.isfile(target):
+        with open(target, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        return
+    tmp = f"{target}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        if os.path.exists(target):
+            shutil.copymode(target, tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _plot_paths(plot_dir: str, items: list[tuple[str, str | None]]) -> dict[str, str]:
@@ -187,12 +223,8 @@ def _plot_paths(plot_dir: str, items: list[tuple[str, str | None]]) -> dict[str,
 def _run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    for name in ("threshold", "word_threshold", "verify_threshold"):
-        value = getattr(args, name)
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1, not {value}")
-    if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
-        raise UsageError(f"--output {args.output}: its folder does not exist")
+    check_thresholds(args)
+    target = check_output(args.output) if args.output else None
     kwargs = transcriber_kwargs(args, "single_word" if args.single_word else "no_gate" if args.no_gate else "gated")
     tr = Transcriber.from_dir(**kwargs)
     items = expand_inputs(args.inputs)
@@ -219,14 +251,23 @@ def _run(args: argparse.Namespace) -> int:
     for r in failed:
         print(f"{PROG}: {r['error']}", file=sys.stderr)
     text = format_records(records, args.format)
-    if args.output:
-        _write_atomic(args.output, text)
+    code = 2 if failed else 0
+    if target and len(failed) == len(records) and os.path.isfile(target):
+        print(f"{PROG}: every file failed, so {args.output} was left as it was", file=sys.stderr)
+    elif target:
+        try:
+            write_output(target, text)
+        except OSError as exc:  # e.g. the disk filled up: the results go to stdout rather than nowhere
+            print(f"{PROG}: error: --output {args.output}: cannot write ({exc.strerror or exc}); "
+                  "the results follow on stdout", file=sys.stderr)
+            sys.stdout.write(text)
+            code = 1
     else:
         sys.stdout.write(text)
-        sys.stdout.flush()
+    sys.stdout.flush()
     if failed:
         print(f"{PROG}: {len(failed)} of {len(records)} files failed", file=sys.stderr)
-    return 2 if failed else 0
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

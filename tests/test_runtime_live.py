@@ -56,6 +56,30 @@ def test_duration_and_ctrl_c_stop_cleanly():
     assert 0.95 < stats.audio_s <= 1.0 and closed == [True]
 
 
+def test_bad_options_and_an_unwritable_save_dir_stop_before_listening(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for argv, message in ((["--threshold", "5"], "--threshold must be between 0 and 1, not 5.0"),
+                          (["--block-ms", "0"], "--block-ms and --duration must be more than 0"),
+                          (["--save-dir", str(a_file)], f"--save-dir {a_file}: is a file, not a folder"),
+                          (["--save-dir", str(a_file / "sub")], f"--save-dir {a_file / 'sub'}: cannot write there")):
+        assert live.main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert f"{live.PROG}: error: {message}" in err and "listening" not in err and len(err.splitlines()) == 1
+
+
+def test_an_utterance_that_cannot_be_saved_is_reported_and_listening_goes_on(tmp_path, capsys, monkeypatch):
+    def full(*_args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(live, "_save", full)
+    lines = []
+    stats = live.run_live(fake_transcriber(), blocks_44k(synth(SPEECH + SPEECH)), 44100, save_dir=str(tmp_path),
+                          emit=lines.append)
+    assert stats.utterances == 2 and stats.saved == [] and lines[-1].endswith("text     one two")
+    err = capsys.readouterr().err
+    assert err.count(f"could not save the utterance in {tmp_path} (No space left on device); listening goes on") == 2
+
+
 def test_missing_portaudio_gives_one_line_saying_what_to_install(tmp_path):
     fake = tmp_path / "fake_mods"
     fake.mkdir()

@@ -101,6 +101,21 @@ def test_bad_inputs_are_reported_per_file_and_the_batch_goes_on(fake_models, cli
     assert all(len(line) < 300 for line in err.splitlines())
 
 
+def test_samples_that_are_not_numbers_fail_their_file(fake_models, clips, tmp_path, capsys):
+    """A float WAV with NaN or infinity in it would blank every score after them: its file fails, saying where."""
+    audio = synth(SPEECH)
+    audio[16000 + 123] = np.nan
+    sf.write(tmp_path / "nan.wav", audio, 16000, subtype="FLOAT")
+    audio[16000 + 123] = np.inf
+    sf.write(tmp_path / "inf.wav", audio, 16000, subtype="DOUBLE")
+    rc, out, err = run(capsys, "--format", "jsonl", tmp_path / "nan.wav", clips / "a.wav", tmp_path / "inf.wav")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert rc == 2 and records[1]["text"] == "one two"
+    for record in (records[0], records[2]):
+        assert record["error"] == f"{record['file']}: holds samples that are not numbers (NaN or infinity) from 1.01 s; repair the file or export it again"
+    assert "2 of 3 files failed" in err and "Traceback" not in err
+
+
 def test_usage_errors_exit_1_without_traceback(clips, tmp_path, capsys):
     assert transcribe.main(["--models", str(tmp_path), str(clips / "a.wav")]) == 1
     err = capsys.readouterr().err
@@ -141,6 +156,34 @@ def test_output_is_written_atomically(fake_models, clips, tmp_path, capsys, monk
     monkeypatch.setattr(transcribe, "transcribe_file", crash)
     rc, _, _ = run(capsys, "--format", "jsonl", "--output", target, clips / "a.wav")
     assert rc == 130 and json.loads(target.read_text())["text"] == "one two"  # old output intact
+
+
+def test_output_that_cannot_or_should_not_be_replaced(fake_models, clips, tmp_path, capsys, monkeypatch):
+    # a folder is refused before any work
+    rc, _, err = run(capsys, "--output", tmp_path, clips / "a.wav")
+    assert rc == 1 and f"--output {tmp_path}: is a folder; give a file name" in err
+    # when every input fails, an existing output file is kept (text format would leave it empty)
+    kept = tmp_path / "kept.txt"
+    kept.write_text("earlier results\n")
+    rc, _, err = run(capsys, "--output", kept, tmp_path / "missing.wav")
+    assert rc == 2 and kept.read_text() == "earlier results\n" and f"so {kept} was left as it was" in err
+    # a link is written through: it stays a link, its target gets the results
+    link = tmp_path / "link.txt"
+    link.symlink_to(kept)
+    rc, _, _ = run(capsys, "--output", link, clips / "a.wav")
+    assert rc == 0 and link.is_symlink() and kept.read_text().endswith("\tone two\n")
+    # a device is written in place, not replaced by a regular file
+    rc, _, _ = run(capsys, "--output", os.devnull, clips / "a.wav")
+    assert rc == 0 and not os.path.isfile(os.devnull)
+    # a write that fails after the work (a full disk, say) puts the results on stdout and leaves the file
+    def full(*_args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(transcribe, "write_output", full)
+    kept.write_text("earlier results\n")
+    rc, out, err = run(capsys, "--output", kept, clips / "a.wav")
+    assert rc == 1 and out.endswith("\tone two\n") and kept.read_text() == "earlier results\n"
+    assert f"--output {kept}: cannot write (No space left on device); the results follow on stdout" in err
+    assert sorted(os.listdir(tmp_path)) == ["clips", "kept.txt", "link.txt"]  # no temporary file left
 
 
 def test_jobs_keep_input_order(fake_models, clips, capsys):
