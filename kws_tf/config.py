@@ -7,8 +7,11 @@ dict for the JSON sidecar and back, so an exported model carries the settings it
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import numpy as np
 
 T = TypeVar("T")
 
@@ -26,17 +29,17 @@ def from_dict(cls: type[T], data: dict) -> T:
     return cls(**kwargs)
 
 
-def wrong_types(cfg: Any) -> list[str]:
-    """``"field is 'high', not a number"`` for each number or true/false field of a config dataclass whose
-    value is of another type (a hand-edited sidecar), so loading can name it instead of failing later."""
-    wrong = []
+def check_types(cfg: Any) -> None:
+    """TypeError ``"threshold is 'high', not a number"`` for the first number or true/false field of a config
+    dataclass whose value is of another type (a hand-edited sidecar or preset, a ``--set`` typo), so it is named
+    where it is read instead of failing later inside a model or a comparison."""
     for field in dataclasses.fields(cfg):
         value, kind = getattr(cfg, field.name), str(field.type)
-        if kind == "bool" and not isinstance(value, bool):
-            wrong.append(f"{field.name} is {value!r}, not true or false")
-        elif kind in ("int", "float") and (isinstance(value, bool) or not isinstance(value, int if kind == "int" else (int, float))):
-            wrong.append(f"{field.name} is {value!r}, not {'a whole number' if kind == 'int' else 'a number'}")
-    return wrong
+        if kind == "bool" and not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{field.name} is {value!r}, not true or false")
+        if kind in ("int", "float") and (isinstance(value, (bool, np.bool_))
+                                         or not isinstance(value, numbers.Integral if kind == "int" else numbers.Real)):
+            raise TypeError(f"{field.name} is {value!r}, not {'a whole number' if kind == 'int' else 'a number'}")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class FeatureConfig:
         return 1 + (n_samples - self.window_samples) // self.hop_samples
 
     def __post_init__(self) -> None:
+        check_types(self)
         if self.window_samples > self.fft_size:
             raise ValueError(f"window of {self.window_samples} samples exceeds fft_size {self.fft_size}")
         if not 0 <= self.fmin_hz < self.fmax_hz <= self.sample_rate_hz / 2:
@@ -127,6 +131,7 @@ class KwsConfig:
     confusable_prob: float = 0.0
 
     def __post_init__(self) -> None:
+        check_types(self)
         if self.synthetic_weight is not None and not 0.0 <= self.synthetic_weight <= 1.0:
             raise ValueError(f"synthetic_weight must be null or within 0..1, not {self.synthetic_weight}")
         if not 0.0 <= self.confusable_prob <= 1.0:
@@ -196,6 +201,7 @@ class WordConfig:
     freq_warp: float = 0.0
 
     def __post_init__(self) -> None:
+        check_types(self)
         for name in ("neighbour_prob", "neighbour_at_end", "reverb_prob", "noise_prob", "silence_fraction", "keyword_share",
                      "confusable_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -229,6 +235,9 @@ class DetectorConfig:
     verify_threshold: float = 0.0
     verify_window_s: float = 0.5
 
+    def __post_init__(self) -> None:
+        check_types(self)
+
 
 @dataclass(frozen=True)
 class DecoderConfig:
@@ -250,3 +259,6 @@ class DecoderConfig:
     # shows the model digital silence or white dither, and word models heard "two" in both (-80 dBFS dither
     # reaches -10, the earlier setting).
     min_log_mel: float = -8.0
+
+    def __post_init__(self) -> None:
+        check_types(self)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws_tf.config import SILENCE_LABEL, DecoderConfig, DetectorConfig, FeatureConfig, feature_difference, from_dict, wrong_types
+from kws_tf.config import SILENCE_LABEL, DecoderConfig, DetectorConfig, FeatureConfig, feature_difference, from_dict
 from kws_tf.dataset import fit_length
 from kws_tf.decisions import (Event, KeywordDetector, KeywordEvent, UtteranceEnd, WordDecoder, WordEvent, clamp_event, is_word_label,
                                verify_score, verify_windows)
@@ -112,6 +112,17 @@ def mean_runner(runners: Sequence[Runner]) -> Runner:
     return run
 
 
+def _config(cls, data: dict, sidecar: str):
+    """A config dataclass from a sidecar section; a value of the wrong type or out of range is a ModelDirError
+    naming the sidecar."""
+    if not isinstance(data, dict):
+        raise ModelDirError(f"{sidecar}: a settings section is {data!r}, not an object; re-export the model")
+    try:
+        return from_dict(cls, data)
+    except (TypeError, ValueError) as exc:
+        raise ModelDirError(f"{sidecar}: {exc}; correct it or re-export the model") from None
+
+
 class Transcriber:
     """Streaming keyword-gated transcription.
 
@@ -180,31 +191,27 @@ class Transcriber:
         ``{"threshold": 0.7}``). Raises ModelDirError or ModelLoadError with a one-line message.
         """
         kws, words = load_sidecar(models_dir, "kws"), load_sidecar(models_dir, "words")
+        kws_path, words_path = sidecar_path(models_dir, "kws"), sidecar_path(models_dir, "words")
         try:
-            features, word_features = from_dict(FeatureConfig, kws["features"]), from_dict(FeatureConfig, words["features"])
+            features, word_features = _config(FeatureConfig, kws["features"], kws_path), _config(FeatureConfig, words["features"], words_path)
             if word_features != features:
                 raise ModelDirError(f"{models_dir}: the keyword and word models use different features "
                                     f"({feature_difference(features, word_features)}); "
                                     "export them together, or make the 'features' of kws/model.json and words/model.json agree")
             thresholds_kws, thresholds_words = kws.get("thresholds", {}), words.get("thresholds", {})
-            detector = from_dict(DetectorConfig, thresholds_kws.get("detector", {}))
-            decoder = from_dict(DecoderConfig, thresholds_words.get("decoder", {}))
+            detector = _config(DetectorConfig, thresholds_kws.get("detector", {}), kws_path)
+            decoder = _config(DecoderConfig, thresholds_words.get("decoder", {}), words_path)
             detector = dataclasses.replace(detector, **(detector_overrides or {}))
             decoder = dataclasses.replace(decoder, **(decoder_overrides or {}))
             kws_in, kws_out, words_in = kws["input"], kws["output"], words["input"]
             labels = list(words["labels"])
         except (KeyError, TypeError) as exc:
-            raise ModelDirError(f"{sidecar_path(models_dir, 'kws')}: sidecar lacks {exc}; re-export the models") from None
-        for task, section, cfg in (("kws", "features", features), ("words", "features", word_features),
-                                   ("kws", "thresholds.detector", detector), ("words", "thresholds.decoder", decoder)):
-            if wrong_types(cfg):
-                raise ModelDirError(f"{sidecar_path(models_dir, task)}: {section}.{wrong_types(cfg)[0]}; "
-                                    "correct it or re-export the model")
+            raise ModelDirError(f"{kws_path}: sidecar lacks {exc}; re-export the models") from None
         verifier_runner = verifier_labels = None
         verifier_runners, verifiers = [], load_verifiers(models_dir)
         for folder, verifier in verifiers:
             try:
-                verifier_features = from_dict(FeatureConfig, verifier["features"])
+                verifier_features = _config(FeatureConfig, verifier["features"], sidecar_path(models_dir, folder))
                 same = verifier_features == features and int(verifier["input"]["frames"]) == int(words_in["frames"])
                 labels_here = list(verifier["labels"])
             except (KeyError, TypeError) as exc:

@@ -132,7 +132,7 @@ def test_hand_edited_or_mixed_up_model_folders_fail_at_load_naming_the_file(tmp_
     sidecar["thresholds"]["detector"]["threshold"] = "high"
     with open(sidecar_file, "w", encoding="utf-8") as f:
         json.dump(sidecar, f)
-    with pytest.raises(ModelDirError, match=r"kws/model\.json: thresholds\.detector\.threshold is 'high', not a number"):
+    with pytest.raises(ModelDirError, match=r"kws/model\.json: threshold is 'high', not a number; correct it"):
         Transcriber.from_dir(typo)
 
     for task, other in (("kws", "words"), ("words", "kws")):
