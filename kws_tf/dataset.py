@@ -136,7 +136,7 @@ def index_speech_commands(data_dir: str, lists_dir: str | None = None, fold: tup
             folds the training split. The test split stays as it is.
 
     Raises:
-        DataError: no such folder, or no word folders with WAV files in it.
+        DataError: no such folder, or no word folders with WAV files in it, or a ``lists_dir`` without list files.
     """
     root = os.path.abspath(os.path.expanduser(data_dir))
     if not os.path.isdir(root):
@@ -152,8 +152,11 @@ def index_speech_commands(data_dir: str, lists_dir: str | None = None, fold: tup
     if not files:
         raise DataError(f"{data_dir}: no WORD/*.wav clips found; expected the Speech Commands layout (see README, 'Data')")
 
-    lists_root = os.path.abspath(lists_dir) if lists_dir else root
+    lists_root = os.path.abspath(os.path.expanduser(lists_dir)) if lists_dir else root
     list_paths = {s: os.path.join(lists_root, f"{s}_list.txt") for s in ("validation", "testing")}
+    if lists_dir and not any(os.path.isfile(p) for p in list_paths.values()):  # named on purpose: never fall back silently
+        raise DataError(f"{lists_dir}: no validation_list.txt or testing_list.txt there; pass --lists-dir with the folder "
+                        "that holds them (or leave it out to use the data folder's)")
     assigned: dict[str, str] = {}
     missing = 0
     split_source = "hash"

@@ -81,6 +81,8 @@ def test_bad_folders_give_clear_errors(tmp_path):
     index = index_speech_commands(write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1))
     with pytest.raises(DataError, match="no train clips for zebra"):
         check_vocabulary(index, ["yes", "zebra"])
+    with pytest.raises(DataError, match="no validation_list.txt or testing_list.txt there"):  # never a silent hash split
+        index_speech_commands(str(tmp_path / "tree"), lists_dir=str(tmp_path / "empty"))
 
 
 def test_unreadable_clips_are_skipped_and_reported(tmp_path):

@@ -51,6 +51,9 @@ def test_bad_input_is_one_line(capsys, tmp_path, tiny_data_dir):
         f.write("yes/notthere_nohash_0.wav\n")
     _fails(capsys, ["--models", str(tmp_path), "--data-dir", empty], "test split has no clips")
     _fails(capsys, ["--models", str(tmp_path), "--data-dir", tiny_data_dir, "--minutes", "0"], "--minutes must be positive")
+    _fails(capsys, ["--models", str(tmp_path), "--data-dir", tiny_data_dir, "--minutes", "nan"], "--minutes must be positive, not nan")
+    _fails(capsys, ["--models", str(tmp_path), "--data-dir", tiny_data_dir, "--lists-dir", str(tmp_path / "nolists")],
+           "no validation_list.txt or testing_list.txt there")
     assert main(["--data-dir", tiny_data_dir, "--split", "nope"]) == 1
     assert "invalid choice" in capsys.readouterr().err
     _fails(capsys, ["--models", str(tmp_path), "--data-dir", tiny_data_dir, "--fold", "2"], "write a fold as K/N")
@@ -88,6 +91,13 @@ def test_report_and_json_schema(report_dir):
         with open(os.path.join(report_dir, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "<table>" in page and "word error rate" in page
+
+
+def test_a_report_folder_that_cannot_be_made_stops_before_the_work(capsys, tiny_models_dir, tiny_data_dir, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    _fails(capsys, ["--models", tiny_models_dir, "--data-dir", tiny_data_dir, "--report", str(tmp_path / "a_file")],
+           f"--report {tmp_path / 'a_file'}: cannot make this folder")
+    assert (tmp_path / "a_file").read_text() == ""
 
 
 def test_missing_peer_is_one_line(capsys, monkeypatch, tiny_models_dir, tiny_data_dir, tmp_path):

@@ -117,7 +117,7 @@ def test_bad_inputs_get_one_line_errors(tmp_path):
     assert "keyword 'marvin'" in one_line_error(run_cli("--data-dir", tree, "--task", "kws", "--keyword", "marvin"))
     assert "preset 'nope' not found" in one_line_error(run_cli("--data-dir", tree, "--preset", "nope"))
     assert "bad --set" in one_line_error(run_cli("--data-dir", tree, "--set", "kws.nonsense=1"))
-    assert "with --set kws_data.confusable_prob=2: confusable_prob must be within 0..1" in one_line_error(
+    assert "with --set kws_data.confusable_prob=2: kws_data: confusable_prob must be within 0..1" in one_line_error(
         run_cli("--data-dir", tree, "--set", "kws_data.confusable_prob=2"))
     assert "needs the keyword 'stop' among --words" in one_line_error(
         run_cli("--data-dir", tree, "--task", "words", "--words", "yes", "--set", "word_data.keyword_share=0.2"))
@@ -125,6 +125,46 @@ def test_bad_inputs_get_one_line_errors(tmp_path):
         "--data-dir", tree, "--task", "words", "--words", "yes", "stop", "--set", "word_data.confusable_words=[zebra]"))
     assert "neighbour_prob must be within 0..1" in one_line_error(run_cli("--data-dir", tree, "--set", "word_data.neighbour_prob=1.5"))
     assert "synthetic_taper_clips must be >= 0" in one_line_error(run_cli("--data-dir", tree, "--set", "words.synthetic_taper_clips=-1"))
+    # values of the wrong type and counts below 1 stop before TensorFlow starts, naming the section and field
+    assert "with --set kws.gru_units=abc: kws: gru_units is 'abc', not a whole number" in one_line_error(
+        run_cli("--data-dir", tree, "--set", "kws.gru_units=abc"))
+    assert "words: epochs must be at least 1, not 0" in one_line_error(run_cli("--data-dir", tree, "--set", "words.epochs=0"))
+    assert "--epochs must be at least 1, not -1" in one_line_error(run_cli("--data-dir", tree, "--epochs", "-1"))
+    # a typo in a preset file is named, not dropped for the default
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"kws": {"epochz": 1}}))
+    assert f"{typo}: unknown field kws.epochz; kws has " in one_line_error(run_cli("--data-dir", tree, "--preset", str(typo)))
+    typo.write_text("[1, 2]")
+    assert "a preset is a JSON object of sections" in one_line_error(run_cli("--data-dir", tree, "--preset", str(typo)))
+    # a named lists folder without list files, a missing synthetic folder, an export folder that is a file
+    assert "no validation_list.txt or testing_list.txt there" in one_line_error(
+        run_cli("--data-dir", tree, "--lists-dir", str(tmp_path / "nolists")))
+    assert "pass --synthetic-dir with a folder" in one_line_error(run_cli("--data-dir", tree, "--synthetic-dir", str(tmp_path / "nosynth")))
+    (tmp_path / "a_file").write_text("")
+    assert "cannot be the export folder" in one_line_error(
+        run_cli("--data-dir", tree, "--preset", "tiny", "--task", "kws", "--out", str(tmp_path / "a_file"), "--run-dir", str(tmp_path / "runs")))
+    assert (tmp_path / "a_file").read_text() == ""
+
+
+def test_a_run_refused_on_its_data_keeps_the_run_folders_earlier_record(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("tensorflow")
+    from kws_tf.dataset import DataError
+    from kws_tf.train import train_kws
+    from kws_tf.train.__main__ import main
+
+    def no_clips(*_args, **_kwargs):
+        raise DataError("no train clips of the keyword")
+    monkeypatch.setattr(train_kws, "train_kws", no_clips)
+    tree = write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1)
+    runs = tmp_path / "runs"
+    (runs / "kws").mkdir(parents=True)
+    (runs / "kws" / "config.json").write_text('{"a finished run": true}')
+    argv = ["--data-dir", tree, "--preset", "tiny", "--task", "kws", "--out", str(tmp_path / "out"), "--quiet"]
+    assert main([*argv, "--run-dir", str(runs)]) == 1
+    assert (runs / "kws" / "config.json").read_text() == '{"a finished run": true}'
+    assert main([*argv, "--run-dir", str(tmp_path / "new_runs")]) == 1
+    assert not (tmp_path / "new_runs" / "kws" / "config.json").exists()
+    assert capsys.readouterr().err.count("error: no train clips of the keyword") == 2
 
 
 def test_bad_fold_is_a_usage_error(tmp_path):

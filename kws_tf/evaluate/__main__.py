@@ -9,6 +9,7 @@ import kws_tf.one_blas_thread  # noqa: F401, I001  (before numpy)
 import argparse
 import datetime
 import logging
+import math
 import os
 import shlex
 import sys
@@ -80,8 +81,8 @@ def _load(args: argparse.Namespace, index: DatasetIndex, labels: list[str], keyw
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     for name in ("minutes", "sentences", "f1_clips", "jobs"):
-        if getattr(args, name) <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+        if not 0 < getattr(args, name) < math.inf:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, not {getattr(args, name)}")
     index = index_speech_commands(args.data_dir, args.lists_dir, args.fold)
     if not index.select(args.split):
         raise DataError(f"{args.data_dir}: the {args.split} split has no clips; choose another --split or add list files")
@@ -98,6 +99,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.compare:
         PocketSphinx(labels, keyword)
+    try:  # the report folder, now rather than after the work
+        os.makedirs(args.report, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--report {args.report}: cannot make this folder ({exc.strerror or exc}); choose another") from None
     bank, files, data = _load(args, index, labels, keyword)
     settings = suite.Settings(seed=args.seed, minutes=args.minutes, f1_clips=args.f1_clips, sentences_with_keyword=args.sentences,
                               sentences_without_keyword=max(1, args.sentences // 2), progress=not args.quiet)

@@ -147,15 +147,25 @@ def _train_one(task: str, run_dir: str, args: argparse.Namespace, preset, index,
         raise ResumeError(f"{run_dir}: holds an interrupted run with other settings ({changed}); rerun its command to resume it, "
                           "or pass --fresh to discard it or another --run-dir")
     os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
+    config_path = os.path.join(run_dir, "config.json")
+    earlier = open(config_path, "rb").read() if os.path.isfile(config_path) else None
+    with open(config_path, "w", encoding="utf-8") as f:
         json.dump(record, f, indent=2)
     start = time.perf_counter()
     common = dict(out_dir=args.out, run_dir=run_dir, seed=args.seed, synthetic=synthetic, epochs=args.epochs, verbose=_keras_verbosity(args.quiet),
                   score_test=not args.no_test)
-    if task == "kws":
-        summary = train_kws(index, args.keyword, preset, **common)
-    else:
-        summary = train_words(index, words, args.keyword, preset, **common)
+    try:
+        if task == "kws":
+            summary = train_kws(index, args.keyword, preset, **common)
+        else:
+            summary = train_words(index, words, args.keyword, preset, **common)
+    except DataError:  # refused before training: the folder's earlier run keeps its record
+        if earlier is None:
+            os.remove(config_path)
+        else:
+            with open(config_path, "wb") as f:
+                f.write(earlier)
+        raise
     summary["training"]["wall_s"] = time.perf_counter() - start
     with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
@@ -169,9 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     if data_dir is None:
         print(f"error: no data folder found; {DATA_HELP}", file=sys.stderr)
         return 1
+    if args.epochs is not None and args.epochs < 1:
+        print(f"error: --epochs must be at least 1, not {args.epochs}", file=sys.stderr)
+        return 1
     try:
         preset = load_preset(args.preset, args.set)
         index = index_speech_commands(data_dir, args.lists_dir, args.fold)
+        if args.synthetic_dir and not os.path.isdir(args.synthetic_dir):
+            raise DataError(f"{args.synthetic_dir}: no such folder; pass --synthetic-dir with a folder that "
+                            "python -m kws_tf.train.synth wrote")
         synthetic = index_speech_commands(args.synthetic_dir) if args.synthetic_dir else None
         if synthetic is not None:  # synthetic clips only ever train
             synthetic.clips = [c.__class__(c.path, c.word, c.speaker, "train") for c in synthetic.clips]

@@ -11,12 +11,20 @@ import json
 import os
 from dataclasses import dataclass
 
-from kws_tf.config import DecoderConfig, DetectorConfig, FeatureConfig, KwsConfig, WordConfig, from_dict, to_dict
+from kws_tf.config import DecoderConfig, DetectorConfig, FeatureConfig, KwsConfig, WordConfig, check_types, from_dict, to_dict
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "training")
 
 
 LR_SCHEDULES = ("constant", "cosine")
+
+
+def _check_counts(cfg) -> None:
+    for name in ("batch_size", "steps_per_epoch", "epochs"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be at least 1, not {getattr(cfg, name)}")
+    if cfg.patience < 0:
+        raise ValueError(f"patience must be >= 0, not {cfg.patience}")
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,8 @@ class KwsTrainConfig:
     max_negatives: int = 20000  # cap on other-word clips held in memory
 
     def __post_init__(self) -> None:
+        check_types(self)
+        _check_counts(self)
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
         if self.weight_decay < 0:
@@ -65,6 +75,8 @@ class WordTrainConfig:
     label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
+        check_types(self)
+        _check_counts(self)
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
         if self.weight_decay < 0:
@@ -108,6 +120,24 @@ def available_presets() -> list[str]:
     return sorted(n[:-5] for n in os.listdir(PRESET_DIR) if n.endswith(".json"))
 
 
+def _check_known(path: str, data: object) -> None:
+    """PresetError for a preset file that is not an object of known sections and fields, besides a
+    ``description`` text (a typo there would otherwise leave the default in place without a word)."""
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: a preset is a JSON object of sections ({', '.join(SECTIONS)}), not {type(data).__name__}")
+    for section, fields in data.items():
+        if section == "description":
+            continue
+        if section not in SECTIONS:
+            raise PresetError(f"{path}: unknown section '{section}'; the sections are {', '.join(SECTIONS)} (and a description)")
+        if not isinstance(fields, dict):
+            raise PresetError(f"{path}: section '{section}' must be an object of fields, not {fields!r}")
+        known = {f.name for f in dataclasses.fields(SECTIONS[section])}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise PresetError(f"{path}: unknown field {section}.{unknown[0]}; {section} has {', '.join(sorted(known))}")
+
+
 def load_preset(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Preset:
     """Preset by name (``training/NAME.json``) or path, with ``section.field=value`` overrides."""
     path = name_or_path if name_or_path.endswith(".json") else os.path.join(PRESET_DIR, f"{name_or_path}.json")
@@ -118,6 +148,7 @@ def load_preset(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
             data = json.load(f)
         except json.JSONDecodeError as exc:
             raise PresetError(f"{path}: invalid JSON ({exc})") from None
+    _check_known(path, data)
     for item in overrides:
         key, sep, value = item.partition("=")
         section, _, field = key.partition(".")
@@ -129,9 +160,11 @@ def load_preset(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
             bare = value.strip()
             parsed = [w.strip(" '\"") for w in bare[1:-1].split(",") if w.strip(" '\"")] if bare[:1] + bare[-1:] == "[]" else value
         data.setdefault(section, {})[field] = parsed
-    try:
-        parts = {s: from_dict(cls, data.get(s, {})) for s, cls in SECTIONS.items()}
-    except (TypeError, ValueError) as exc:
-        given = f" with --set {' '.join(overrides)}" if overrides else ""  # the bad value may be either's
-        raise PresetError(f"{path}{given}: {exc}") from None
+    parts = {}
+    for section, cls in SECTIONS.items():
+        try:
+            parts[section] = from_dict(cls, data.get(section, {}))
+        except (TypeError, ValueError) as exc:
+            given = f" with --set {' '.join(overrides)}" if overrides else ""  # the bad value may be either's
+            raise PresetError(f"{path}{given}: {section}: {exc}") from None
     return Preset(name=os.path.basename(path)[:-5], **parts)

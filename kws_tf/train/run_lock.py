@@ -22,7 +22,7 @@ except ImportError:  # Windows
 
 
 class RunDirBusy(Exception):
-    """Another live process trains in (or exports to) this folder."""
+    """Another live process trains in (or exports to) this folder, or the folder cannot be made (a file there)."""
 
 
 def lock_path(run_dir: str) -> str:
@@ -63,7 +63,12 @@ def run_dir_lock(run_dir: str, what: str = "run folder", option: str = "--run-di
     taken over; one held by a live process raises ``RunDirBusy``, whose message names ``what`` the folder is
     and the command-line ``option`` that picks another."""
     path = lock_path(run_dir)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+            raise NotADirectoryError(20, "a file is there")
+    except OSError as exc:
+        raise RunDirBusy(f"{run_dir}: cannot be the {what} ({exc.strerror or exc}); pass {option} with a folder") from None
     while True:
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
         if not _try_lock(fd):
