@@ -515,6 +515,94 @@ def test_tune_detector_bad_traces_file_is_one_line(models, tmp_path):
     with pytest.raises(SystemExit) as e:
         _tool("tune_detector").main(["--models", models, "--traces", str(bad)])
     assert str(e.value).startswith("error:") and "not_traces.npz" in str(e.value) and "\n" not in str(e.value)
+    cut = _cut_traces(tmp_path)  # a cut-off download or copy: a zip file without its end
+    with pytest.raises(SystemExit) as e:
+        _tool("tune_detector").main(["--models", models, "--traces", cut])
+    assert str(e.value).startswith(f"error: {cut}: not a traces file from --save-traces") and "\n" not in str(e.value)
+
+
+def _cut_traces(tmp_path) -> str:
+    """The first 100 bytes of a saved traces file."""
+    import numpy as np
+
+    from kws_tf.evaluate.traces import save_traces
+
+    whole, cut = str(tmp_path / "whole.npz"), str(tmp_path / "cut.npz")
+    save_traces(whole, (np.arange(50) * 0.04, np.zeros(50, np.float32), np.zeros((0, 2)), 2.0, np.zeros(0), np.zeros(0, np.float32)),
+                {"split": "test", "seed": 1, "minutes": 0.1, "precision": "float32"})
+    with open(whole, "rb") as f, open(cut, "wb") as out:
+        out.write(f.read()[:100])
+    return cut
+
+
+def _usage_error(main, argv: list[str], capsys) -> str:
+    """The one-line message of an argparse usage error (exit 2, this tool's usage errors) from ``main(argv)``."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and err[0].startswith("usage:") and ": error: " in err[-1], err  # usage, then the one line
+    return err[-1]
+
+
+def test_tune_detector_bad_options_and_output_paths_fail_before_any_work(tmp_path, capsys):
+    """Stream length, false-alarm budget, split and the files written at the end are checked right after
+    parsing (the models and data named here do not exist: nothing else is looked at first); a budget of 0
+    (no false alarm at all) is a budget and passes."""
+    main = _tool("tune_detector").main
+    base = ["--models", str(tmp_path / "no_models"), "--data-dir", str(tmp_path / "no_data")]
+    afile = tmp_path / "afile"
+    afile.write_text("the user's file")
+    for value in ("0", "-1", "nan"):
+        assert f"--minutes {value}: give the stream's length in minutes, a number above 0" in \
+            _usage_error(main, [*base, "--minutes", value], capsys)
+    for value in ("-1", "nan", "inf"):
+        assert f"--fa-per-hour {value}: give the false-alarm budget per hour, a number of 0 or more" in \
+            _usage_error(main, [*base, "--fa-per-hour", value], capsys)
+    assert "argument --split: invalid choice: 'bogus'" in _usage_error(main, [*base, "--split", "bogus"], capsys)
+    assert f"--save-traces {tmp_path}: is a folder; give a file name" in _usage_error(main, [*base, "--save-traces", str(tmp_path)], capsys)
+    assert f"--save-grid {afile}/x.json: {afile} is not a folder; give a file in an existing folder" in \
+        _usage_error(main, [*base, "--save-grid", f"{afile}/x.json"], capsys)
+    assert f"{tmp_path / 'missing'} is missing; give a file in an existing folder" in \
+        _usage_error(main, [*base, "--save-grid", str(tmp_path / "missing" / "x.json")], capsys)
+    traces = str(tmp_path / "t.npz")
+    assert f"--save-grid {traces}: is one of the input traces; write it to a new file" in \
+        _usage_error(main, ["--models", "m", "--traces", traces, "--save-grid", traces], capsys)
+    assert afile.read_text() == "the user's file"
+    with pytest.raises(SystemExit) as e:  # past the checks: the missing models are the next thing found
+        main([*base, "--fa-per-hour", "0"])
+    assert str(e.value).startswith("error: ") and "no_models" in str(e.value)
+
+
+def test_tune_detector_bad_data_dir_or_too_short_stream_is_one_line(models, tiny_data_dir, tmp_path, capsys):
+    main = _tool("tune_detector").main
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "a.wav").write_bytes(b"")
+    saved = str(tmp_path / "t.npz")
+    for data, said in ((str(tmp_path / "missing"), "no such folder; pass --data-dir"), (str(flat), "no WORD/*.wav clips found")):
+        with pytest.raises(SystemExit) as e:
+            main(["--models", models, "--data-dir", data, "--save-traces", saved])
+        assert str(e.value).startswith(f"error: {data}: ") and said in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(SystemExit) as e:  # above 0, yet shorter than one window of the keyword model
+        main(["--models", models, "--data-dir", tiny_data_dir, "--split", "test", "--minutes", "0.001", "--save-traces", saved])
+    assert str(e.value) == ("error: --minutes 0.001: a stream this short gives the keyword model no window to score; "
+                            "give more minutes")
+    assert not os.path.exists(saved)
+
+
+def test_pair_traces_bad_input_or_out_is_one_line(tmp_path, capsys):
+    pair = _tool("pair_traces").main
+    cut = _cut_traces(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        pair([cut, str(tmp_path / "whole.npz"), "--out", str(tmp_path / "p.npz")])
+    assert str(e.value).startswith(f"error: {cut}: not a traces file from --save-traces") and "\n" not in str(e.value)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert f"--out {afile}/p.npz: {afile} is not a folder; give a file in an existing folder" in \
+        _usage_error(pair, [cut, cut + "2", "--out", f"{afile}/p.npz"], capsys)  # before the inputs are read
+    (tmp_path / "d.npz").mkdir()
+    assert f"--out {tmp_path}/d.npz: is a folder; give a file name" in \
+        _usage_error(pair, [cut, cut + "2", "--out", f"{tmp_path}/d.npz"], capsys)
 
 
 def test_tune_decoder_writes_a_decoder_setting(models, tiny_data_dir, capsys):
@@ -529,6 +617,51 @@ def test_tune_decoder_writes_a_decoder_setting(models, tiny_data_dir, capsys):
     dec = tuned["decoder"]
     assert dec["threshold"] in tool.THRESHOLDS and dec["smoothing_windows"] in tool.SMOOTHING_WINDOWS and dec["pause_s"] in tool.PAUSES_S
     assert dec["max_word_s"] in tool.MAX_WORDS_S and dec["min_windows"] in tool.MIN_WINDOWS
+
+
+def test_tune_decoder_bad_models_data_or_options_are_one_line(models, tiny_data_dir, tmp_path, capsys):
+    """A missing or half package, an unloadable model file, a missing or flat data folder: one line, exit 1,
+    the models checked before any clip is read; a bad --precision or --sentences is a usage error."""
+    main = _tool("tune_decoder").main
+    half = str(tmp_path / "half")  # kws/ without words/
+    shutil.copytree(os.path.join(models, "kws"), os.path.join(half, "kws"))
+    broken = str(tmp_path / "broken")
+    shutil.copytree(models, broken)
+    with open(os.path.join(broken, "words", "float32.tflite"), "wb") as f:
+        f.write(b"not a model")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "a.wav").write_bytes(b"")
+    missing = str(tmp_path / "missing")
+    for pkg, data, said in ((missing, tiny_data_dir, f"{missing}/kws/model.json: not found; point --models at"),
+                            (half, tiny_data_dir, f"{half}/words/model.json: not found"),
+                            (broken, missing, f"{broken}/words/float32.tflite: cannot load TFLite model"),
+                            (models, missing, f"{missing}: no such folder; pass --data-dir"),
+                            (models, str(flat), f"{flat}: no WORD/*.wav clips found")):
+        with pytest.raises(SystemExit) as e:
+            main(["--models", pkg, "--data-dir", data, "--split", "test", "--sentences", "1"])
+        assert str(e.value).startswith(f"error: {said}") and "\n" not in str(e.value)
+    base = ["--models", models, "--data-dir", tiny_data_dir]
+    assert "argument --precision: invalid choice: 'int4'" in _usage_error(main, [*base, "--precision", "int4"], capsys)
+    assert "argument --split: invalid choice: 'bogus'" in _usage_error(main, [*base, "--split", "bogus"], capsys)
+    for value in ("0", "-3"):
+        assert f"--sentences {value}: give the number of sentences with the keyword, 1 or more" in \
+            _usage_error(main, [*base, "--sentences", value], capsys)
+
+
+def test_kfold_gate_bad_budget_or_current_fails_before_reading_grids(tmp_path, capsys):
+    """The grids named here do not exist: the options are checked first. A negative or non-finite budget is
+    a usage error; --current without a package names --current, not --models."""
+    main = _tool("kfold_gate").main
+    grids = [str(tmp_path / "fold1.json"), str(tmp_path / "fold2.json")]
+    for value in ("-1", "nan"):
+        assert f"--fa-per-hour {value}: give the false-alarm budget per hour, a number of 0 or more" in \
+            _usage_error(main, [*grids, "--fa-per-hour", value], capsys)
+    missing = str(tmp_path / "missing")
+    with pytest.raises(SystemExit) as e:
+        main([*grids, "--current", missing])
+    assert str(e.value) == (f"error: --current {missing}: no {missing}/kws/model.json; point --current at a folder that "
+                            "'python -m kws_tf.train' exported (e.g. saved_models/)")
 
 
 def _small_decoder_tool():

@@ -20,12 +20,14 @@ between streams is not carried (seconds in hours of stream).
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 
 from kws_tf.cli import doc_summary
 from kws_tf.config import DetectorConfig, from_dict, to_dict
 from kws_tf.evaluate.gate_grid import best_at, check_one_recipe, count_at, folds_of, load_grid, pool
-from kws_tf.sidecar import ModelDirError, load_sidecar
+from kws_tf.sidecar import ModelDirError, load_sidecar, sidecar_path
 
 
 def current_setting(models: str, paths: list[str], grids: list, folds: list[tuple[int, int]]) -> None:
@@ -61,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if len(args.grids) < 2:
         p.error("give two or more folds' grids: each fold is tuned on the others")
+    if not (math.isfinite(args.fa_per_hour) and args.fa_per_hour >= 0):
+        p.error(f"--fa-per-hour {args.fa_per_hour:g}: give the false-alarm budget per hour, a number of 0 or more")
+    if args.current and not os.path.exists(sidecar_path(args.current, "kws")):  # load_sidecar's message names --models
+        raise SystemExit(f"error: --current {args.current}: no {sidecar_path(args.current, 'kws')}; point --current at a "
+                         "folder that 'python -m kws_tf.train' exported (e.g. saved_models/)")
     grids = [load_grid(path) for path in args.grids]
     try:
         folds = folds_of(grids, args.grids)  # one fold each, all of one split: no speaker both tuned on and held out

@@ -16,7 +16,7 @@ import os
 import sys
 
 from kws_tf.cli import doc_summary
-from kws_tf.evaluate.traces import pair_traces, save_traces
+from kws_tf.evaluate.traces import output_problem, pair_traces, save_traces
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--out {args.out}: name the paired traces FILE.npz")
     if os.path.abspath(args.out) in {os.path.abspath(args.keyword_traces), os.path.abspath(args.verifier_traces)}:
         p.error(f"--out {args.out}: is one of the inputs; write the pair to a new file")
+    if problem := output_problem(args.out):
+        p.error(f"--out {args.out}: {problem}")
     traces, stream = pair_traces(args.keyword_traces, args.verifier_traces)
     save_traces(args.out, traces, stream)
     print(f"wrote {args.out}: keyword scores of {args.keyword_traces}, word-model scores of {args.verifier_traces} "

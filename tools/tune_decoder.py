@@ -26,12 +26,13 @@ import numpy as np
 
 from kws_tf.cli import doc_summary, fold_arg, FOLD_HELP, LISTS_HELP
 from kws_tf.config import to_dict
-from kws_tf.dataset import split_label
+from kws_tf.dataset import SPLITS, DataError, split_label
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import sentences, split_bank
 from kws_tf.evaluate.suite import vocabulary
 from kws_tf.runtime import Transcriber
-from kws_tf.sidecar import load_sidecar, save_sidecar
+from kws_tf.sidecar import ModelDirError, load_sidecar, save_sidecar
+from kws_tf.tflite_model import ModelLoadError
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6)
 SMOOTHING_WINDOWS = (3, 5)
@@ -56,25 +57,30 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", required=True)
-    p.add_argument("--split", default="validation")
+    p.add_argument("--split", choices=SPLITS, default="validation")
     p.add_argument("--lists-dir", help=LISTS_HELP)
     p.add_argument("--fold", type=fold_arg, metavar="K/N", help=FOLD_HELP)
     p.add_argument("--sentences", type=int, default=100, help="sentences with the keyword; half as many without")
     p.add_argument("--seed", type=int, nargs="+", default=[1], help="sentence seeds; several pool their sentences (default: 1)")
-    p.add_argument("--precision", default="float32")
+    p.add_argument("--precision", choices=("float32", "int8"), default="float32")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="store the best setting in MODELS/words/model.json")
     mode.add_argument("--current", action="store_true", help="score only the setting in MODELS/words/model.json (no grid)")
     args = p.parse_args(argv)
+    if args.sentences < 1:
+        p.error(f"--sentences {args.sentences}: give the number of sentences with the keyword, 1 or more")
     split = split_label(args.split, args.fold, args.lists_dir)
 
-    keyword, labels = vocabulary(args.models)
-    bank = split_bank(args.data_dir, args.split, args.fold, args.lists_dir)
+    try:  # the models before the clips: a bad package fails before the data is read
+        keyword, labels = vocabulary(args.models)
+        tr = Transcriber.from_dir(args.models, args.precision)
+        bank = split_bank(args.data_dir, args.split, args.fold, args.lists_dir)
+    except (ModelDirError, ModelLoadError, DataError) as e:
+        raise SystemExit(f"error: {e}")
     items = [s for seed in args.seed for s in sentences(bank, keyword, set(labels), args.sentences, args.sentences // 2, seed)]
     if not items:
         print(f"{args.data_dir}: the {split} split has no clips of the model's words", file=sys.stderr)
         return 1
-    tr = Transcriber.from_dir(args.models, args.precision)
     tr.kws_runner, tr.word_runner = cached(tr.kws_runner), cached(tr.word_runner)
     tr.verifier_runner = cached(tr.verifier_runner) if tr.has_verifier else tr.word_runner
     base = tr.decoder_cfg

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import math
 import os
 import sys
 
@@ -34,14 +35,15 @@ import numpy as np
 
 from kws_tf.cli import doc_summary, fold_arg, FOLD_HELP, LISTS_HELP
 from kws_tf.config import DetectorConfig, from_dict, to_dict
-from kws_tf.dataset import split_label
+from kws_tf.dataset import SPLITS, DataError, split_label
 from kws_tf.decisions import KeywordDetector, verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.gate_grid import best_at, from_rows, save_grid
 from kws_tf.evaluate.streams import keyword_stream, split_bank
-from kws_tf.evaluate.traces import check_same_models, load_traces, model_digests, model_recipes, save_traces
+from kws_tf.evaluate.traces import check_same_models, load_traces, model_digests, model_recipes, output_problem, save_traces
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError, load_sidecar, save_sidecar
+from kws_tf.tflite_model import ModelLoadError
 
 THRESHOLDS = np.round(np.concatenate([np.arange(0.1, 0.95, 0.05), np.arange(0.95, 0.999, 0.005)]), 4)
 VERIFY_THRESHOLDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # 0: no verification
@@ -61,6 +63,8 @@ def collect_traces(models: str, bank, keyword: str, minutes: float, seed: int, p
         tr.feed(seg.audio)
         spans.append(seg.keyword_spans + start_s)
         duration = start_s + len(seg.audio) / 16000.0
+    if not times:
+        raise SystemExit(f"error: --minutes {minutes:g}: a stream this short gives the keyword model no window to score; give more minutes")
     t, pr, spans_arr = np.concatenate(times), np.concatenate(probs), np.concatenate(spans)
     keep = t <= duration
     vt, vp = (np.concatenate(verify_t), np.concatenate(verify_p)) if verify_t else (np.zeros(0), np.zeros(0))
@@ -144,13 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", help="the data set to build the stream from (not needed with --traces)")
-    p.add_argument("--split", default="validation")
+    p.add_argument("--split", choices=SPLITS, default="validation")
     p.add_argument("--lists-dir", help=LISTS_HELP)
     p.add_argument("--fold", type=fold_arg, metavar="K/N", help=FOLD_HELP)
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--fa-per-hour", type=float, default=1.0, help="false-alarm budget to maximize recall under")
-    p.add_argument("--precision", default="float32")
+    p.add_argument("--precision", choices=("float32", "int8"), default="float32")
     p.add_argument("--write", action="store_true", help="store the best setting in MODELS/kws/model.json")
     p.add_argument("--save-traces", metavar="FILE.npz", help="also save the score traces (keyword model, word model, keyword spans)")
     p.add_argument("--save-only", action="store_true",
@@ -179,6 +183,19 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--any-models tunes on traces of other models: a setting from them is not written into --models (drop --write)")
     if args.save_only and (not args.save_traces or args.write or args.held_out or args.check_half or args.save_grid):
         p.error("--save-only saves the traces and stops: give --save-traces FILE.npz, without --write, --held-out, --check-half or --save-grid")
+    if not (math.isfinite(args.minutes) and args.minutes > 0):
+        p.error(f"--minutes {args.minutes:g}: give the stream's length in minutes, a number above 0")
+    if not (math.isfinite(args.fa_per_hour) and args.fa_per_hour >= 0):
+        p.error(f"--fa-per-hour {args.fa_per_hour:g}: give the false-alarm budget per hour, a number of 0 or more")
+    inputs = [os.path.abspath(path) for path in (*(args.traces or []), *(args.held_out or []))]
+    for option, path in (("--save-traces", args.save_traces), ("--save-grid", args.save_grid)):
+        problem = output_problem(path) if path else None  # checked before the long run, not after it
+        if path and not problem and os.path.abspath(path) in inputs:
+            problem = "is one of the input traces; write it to a new file"
+        if problem:
+            p.error(f"{option} {path}: {problem}")
+    if args.save_traces and args.save_grid and os.path.abspath(args.save_traces) == os.path.abspath(args.save_grid):
+        p.error(f"--save-grid {args.save_grid}: is also --save-traces; give the grid a file of its own")
 
     try:
         sidecar = load_sidecar(args.models, "kws")
@@ -200,8 +217,11 @@ def main(argv: list[str] | None = None) -> int:
                               for s in streams)
         print(f"tuning on saved traces: {described}")
     else:
-        bank = split_bank(args.data_dir, args.split, args.fold, args.lists_dir)
-        traces = collect_traces(args.models, bank, keyword, args.minutes, args.seed, args.precision)
+        try:
+            bank = split_bank(args.data_dir, args.split, args.fold, args.lists_dir)
+            traces = collect_traces(args.models, bank, keyword, args.minutes, args.seed, args.precision)
+        except (DataError, ModelDirError, ModelLoadError) as e:
+            raise SystemExit(f"error: {e}")
         split = split_label(args.split, args.fold, args.lists_dir)  # another fold or list, another stream: they never pair
         streams = [{"split": split, "minutes": args.minutes, "seed": args.seed, "models": os.path.abspath(args.models),
                     "precision": args.precision, **digests, **recipes}]  # saved with the traces and the grid
