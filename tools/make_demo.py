@@ -7,17 +7,26 @@ data set audio), with pauses, over pink noise at a fixed SNR.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
 import numpy as np
 import soundfile as sf
 
-from kws_tf.cli import doc_summary
+from kws_tf.cli import UsageError, UsageParser, doc_summary, run_main
 from kws_tf.dataset import speech_extent
-from kws_tf.train.synth import Voice, render_word
+from kws_tf.train.synth import WORD_RE, SynthError, Voice, render_word
 
 SR = 16000
+PROG = "make_demo.py"
+# What --out may end in: soundfile format and subtype for each (the bundled demo is FLAC).
+OUT_FORMATS = {".flac": ("FLAC", "PCM_16"), ".wav": ("WAV", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
+SNR_RANGE_DB = (-50.0, 100.0)
+
+
+class WriteError(Exception):
+    """The demo file could not be written; ``str()`` is a one-line message."""
 
 
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -44,18 +53,71 @@ def make_demo(words: list[str], voice: Voice, snr_db: float, seed: int, gap_s: f
     return np.clip(speech + noise, -1, 1)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
-    p.add_argument("--words", nargs="+", default=["stop", "go", "left", "yes"])
-    p.add_argument("--snr-db", type=float, default=15.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=os.path.join("demo", "stop_go_left_yes.flac"))
-    args = p.parse_args(argv)
+def check_args(args: argparse.Namespace) -> None:
+    """UsageError for a bad option value, before any synthesis: the words (as ``kws_tf.train.synth``
+    takes them), the SNR, the seed, and --out (a writable file path with a known audio extension)."""
+    bad = [w for w in args.words if not WORD_RE.match(w)]
+    if bad:
+        raise UsageError(f"--words: not a lowercase English word: {', '.join(map(repr, bad))}; "
+                         "use lowercase letters, ' and - (starting with a letter)")
+    low, high = SNR_RANGE_DB
+    if not (math.isfinite(args.snr_db) and low <= args.snr_db <= high):
+        raise UsageError(f"--snr-db must be a number between {low:g} and {high:g} dB, not {args.snr_db}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, not {args.seed}")
+    out = args.out
+    if os.path.isdir(out):
+        raise UsageError(f"--out {out}: is a folder; give a file name such as {os.path.join(out, 'demo.flac')}")
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in OUT_FORMATS:
+        raise UsageError(f"--out {out}: cannot write '{ext or 'no extension'}' files; end the name in {', '.join(OUT_FORMATS)}")
+    folder = os.path.dirname(os.path.abspath(out))
+    existing = folder
+    while not os.path.exists(existing):  # the folder is created only once the audio is ready
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"--out {out}: {existing} is a file, not a folder; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: no permission to write in {existing}; choose another path")
+
+
+def write_atomic(path: str, audio: np.ndarray) -> None:
+    """Write through a temporary file beside ``path`` (same extension and format), then rename it
+    into place: a failed run leaves any file already at ``path`` as it was."""
+    fmt, subtype = OUT_FORMATS[os.path.splitext(path)[1].lower()]
+    folder = os.path.dirname(os.path.abspath(path))
+    root, ext = os.path.splitext(os.path.basename(path))
+    tmp = os.path.join(folder, f".{root}.tmp-{os.getpid()}{ext}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        sf.write(tmp, audio, SR, format=fmt, subtype=subtype)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # soundfile's LibsndfileError is a RuntimeError
+        text = (getattr(exc, "strerror", None) or str(exc)).strip().splitlines()
+        raise WriteError(f"cannot write {path}: {text[0] if text else type(exc).__name__}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_args(args)
     audio = make_demo(args.words, Voice("en-US", "m3", 50, 150), args.snr_db, args.seed)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    sf.write(args.out, audio, SR, subtype="PCM_16")
+    if not np.all(np.isfinite(audio)):
+        raise WriteError(f"the demo audio is not finite; {args.out} was not written")
+    write_atomic(args.out, audio)
     print(f"wrote {args.out} ({len(audio) / SR:.1f} s): {' '.join(args.words)}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = UsageParser(prog=PROG, description=doc_summary(__doc__))
+    p.add_argument("--words", nargs="+", default=["stop", "go", "left", "yes"], help="lowercase words to speak, in order")
+    p.add_argument("--snr-db", type=float, default=15.0, help="speech-to-noise ratio in dB (default: 15)")
+    p.add_argument("--seed", type=int, default=0, help="noise draw (default: 0)")
+    p.add_argument("--out", default=os.path.join("demo", "stop_go_left_yes.flac"),
+                   help=f"output file, {', '.join(OUT_FORMATS)} (default: demo/stop_go_left_yes.flac)")
+    return run_main(PROG, p, argv, run, (SynthError, WriteError))
 
 
 if __name__ == "__main__":
