@@ -139,6 +139,8 @@ def index_speech_commands(data_dir: str, lists_dir: str | None = None, fold: tup
         DataError: no such folder, or no word folders with WAV files in it, or a ``lists_dir`` without list files.
     """
     root = os.path.abspath(os.path.expanduser(data_dir))
+    if os.path.isfile(root):
+        raise DataError(f"{data_dir}: is a file; pass --data-dir with a Speech Commands folder (see README, 'Data')")
     if not os.path.isdir(root):
         raise DataError(f"{data_dir}: no such folder; pass --data-dir with a Speech Commands folder (see README, 'Data')")
     files: dict[str, str] = {}  # relative path -> word

@@ -224,6 +224,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     check_thresholds(args)
+    if args.output == "":
+        raise UsageError("--output needs a file name (leave it out to write to stdout)")
     target = check_output(args.output) if args.output else None
     kwargs = transcriber_kwargs(args, "single_word" if args.single_word else "no_gate" if args.no_gate else "gated")
     tr = Transcriber.from_dir(**kwargs)

@@ -81,6 +81,9 @@ def test_bad_folders_give_clear_errors(tmp_path):
     index = index_speech_commands(write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1))
     with pytest.raises(DataError, match="no train clips for zebra"):
         check_vocabulary(index, ["yes", "zebra"])
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(DataError, match="a_file: is a file; pass --data-dir with a Speech Commands folder"):
+        index_speech_commands(str(tmp_path / "a_file"))
     with pytest.raises(DataError, match="no validation_list.txt or testing_list.txt there"):  # never a silent hash split
         index_speech_commands(str(tmp_path / "tree"), lists_dir=str(tmp_path / "empty"))
 

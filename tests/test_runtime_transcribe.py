@@ -130,7 +130,7 @@ def test_usage_errors_exit_1_without_traceback(clips, tmp_path, capsys):
 
 
 def test_usage_errors_in_values(fake_models, clips, tmp_path, capsys):
-    for argv in (["--jobs", "0"], ["--threshold", "1.5"], ["--verify-threshold", "-0.1"], ["--output", str(tmp_path / "no" / "out.txt")]):
+    for argv in (["--jobs", "0"], ["--threshold", "1.5"], ["--verify-threshold", "-0.1"], ["--output", str(tmp_path / "no" / "out.txt")], ["--output", ""]):
         rc, _, err = run(capsys, *argv, clips / "a.wav")
         assert rc == 1 and "error:" in err, argv
 
