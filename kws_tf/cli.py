@@ -1,10 +1,11 @@
 """What the command-line tools share: an argument parser whose usage errors exit with 1, the
-wrapper that turns expected errors into one line on stderr (exit 1) and Ctrl-C into exit 130, and the
-``--help`` description taken from a module's docstring."""
+wrapper that turns expected errors into one line on stderr (exit 1) and Ctrl-C into exit 130, the
+``--help`` description taken from a module's docstring, and the checks of option values made before the work."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -48,6 +49,19 @@ def run_main(prog: str, parser: argparse.ArgumentParser, argv: list[str] | None,
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def output_problem(path: str) -> str | None:
+    """Why ``path`` cannot take a file written at the end of a run (a folder there, its folder missing, a
+    file or not writable), or None: checked before the run, so a bad name never wastes one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return "is a folder; give a file name"
+    if not os.path.isdir(folder):
+        return f"{folder} is {'not a folder' if os.path.exists(folder) else 'missing'}; give a file in an existing folder"
+    if not os.access(folder, os.W_OK):
+        return f"{folder} is not writable; give a file in a folder you can write to"
+    return None
 
 
 def check_thresholds(args: argparse.Namespace) -> None:

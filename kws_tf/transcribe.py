@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 from kws_tf.audio_io import AUDIO_EXTENSIONS, AudioError, audio_duration_s, iter_audio_blocks, read_audio
-from kws_tf.cli import UsageError, UsageParser, check_thresholds, run_main
+from kws_tf.cli import UsageError, UsageParser, check_thresholds, output_problem, run_main
 from kws_tf.runtime import Transcriber, result_from_events
 from kws_tf.sidecar import ModelDirError
 from kws_tf.tflite_model import ModelLoadError
@@ -169,15 +169,12 @@ def format_records(records: list[dict], fmt: str) -> str:
 def check_output(path: str) -> str:
     """``--output`` checked before any work: the file to write (a link's target), else a UsageError."""
     target = os.path.realpath(path)
-    folder = os.path.dirname(target)
-    if os.path.isdir(target):
-        raise UsageError(f"--output {path}: is a folder; give a file name")
-    if not os.path.isdir(folder):
-        raise UsageError(f"--output {path}: its folder does not exist")
-    if os.path.exists(target) and not os.path.isfile(target):  # /dev/null, a pipe: written in place
+    if os.path.exists(target) and not os.path.isfile(target) and not os.path.isdir(target):  # /dev/null, a pipe: written in place
         if not os.access(target, os.W_OK):
             raise UsageError(f"--output {path}: cannot write there (permission denied); choose another file")
         return target
+    if problem := output_problem(target):
+        raise UsageError(f"--output {path}: {problem}")
     if os.path.exists(target) and not os.access(target, os.W_OK):
         raise UsageError(f"--output {path}: the file is read-only; choose another file or make it writable")
     probe = f"{target}.tmp-{os.getpid()}"

@@ -15,8 +15,8 @@ import argparse
 import os
 import sys
 
-from kws_tf.cli import doc_summary
-from kws_tf.evaluate.traces import output_problem, pair_traces, save_traces
+from kws_tf.cli import doc_summary, output_problem
+from kws_tf.evaluate.traces import pair_traces, save_traces
 
 
 def main(argv: list[str] | None = None) -> int:

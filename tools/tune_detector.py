@@ -33,14 +33,14 @@ import sys
 
 import numpy as np
 
-from kws_tf.cli import doc_summary, fold_arg, FOLD_HELP, LISTS_HELP
+from kws_tf.cli import doc_summary, fold_arg, output_problem, FOLD_HELP, LISTS_HELP
 from kws_tf.config import DetectorConfig, from_dict, to_dict
 from kws_tf.dataset import SPLITS, DataError, split_label
 from kws_tf.decisions import KeywordDetector, verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.gate_grid import best_at, from_rows, save_grid
 from kws_tf.evaluate.streams import keyword_stream, split_bank
-from kws_tf.evaluate.traces import check_same_models, load_traces, model_digests, model_recipes, output_problem, save_traces
+from kws_tf.evaluate.traces import check_same_models, load_traces, model_digests, model_recipes, save_traces
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError, load_sidecar, save_sidecar
 from kws_tf.tflite_model import ModelLoadError

@@ -73,19 +73,6 @@ def check_same_models(streams: list[dict], digests: dict, models: str) -> None:
                              f"save traces of {models} with --save-traces, or pass the --models and --precision they came from")
 
 
-def output_problem(path: str) -> str | None:
-    """Why ``path`` cannot take a file written at the end of a run (a folder there, its folder missing, a
-    file or not writable), or None: checked before the run, so a bad name never wastes one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        return "is a folder; give a file name"
-    if not os.path.isdir(folder):
-        return f"{folder} is {'not a folder' if os.path.exists(folder) else 'missing'}; give a file in an existing folder"
-    if not os.access(folder, os.W_OK):
-        return f"{folder} is not writable; give a file in a folder you can write to"
-    return None
-
-
 def save_traces(path: str, traces: tuple, stream: dict) -> None:
     """Write ``(times, probs, spans, duration, verify_times, verify_probs)`` and where it came from
     (``stream``: split, minutes, seed, models, precision and the digests) to ``path``, as named."""
