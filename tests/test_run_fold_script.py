@@ -93,6 +93,26 @@ def test_a_keyword_recipe_fold_trains_two_models_saves_two_traces_and_writes_one
     assert "fold 3: grid written" in done.stdout
 
 
+def test_a_rerun_keeps_the_steps_an_earlier_run_finished(tmp_path):
+    """A fold stopped part-way (say at the end of a session) is run again with the same command: the finished
+    training and trace are kept, the rest is run (a stopped training resumes from its run folder)."""
+    work = tmp_path / "work" / "f3"
+    for done_file in ("run_VC/kws/summary.json", "VC/kws/model.json", "PVC_3_s21.npz"):
+        (work / done_file).parent.mkdir(parents=True, exist_ok=True)
+        (work / done_file).write_text("{}")
+    (work / "KS" / "words").mkdir(parents=True)
+    (work / "KS" / "words" / "model.json").write_text("{}")  # exported, but its run never wrote summary.json
+    done, calls = run_fold(tmp_path, script_path=os.path.join(ROOT, "training", "kfold", "kws_vc", "run_fold.sh"))
+    assert done.returncode == 0, done.stderr
+    trainings = [c for c in calls if c.startswith("-m kws_tf.train ")]
+    assert len(trainings) == 1 and "--task words" in trainings[0]
+    traces = [c for c in calls if "--save-traces" in c]
+    assert len(traces) == 1 and "--seed 22" in traces[0]
+    assert f"fold 3: kept from an earlier run: {work / 'run_VC/kws/summary.json'} {work / 'VC/kws/model.json'}" in done.stdout
+    assert f"fold 3: kept from an earlier run: {work / 'PVC_3_s21.npz'}" in done.stdout
+    assert json.loads((tmp_path / "grids" / "fold3_VC.json").read_text()) == {"fake": True}
+
+
 def test_no_training_starts_without_the_synthetic_clips(tmp_path):
     done, calls = run_fold(tmp_path, FAIL="kws_tf.train.synth")
     assert done.returncode == 4 and "fold 3: stopped (exit 4)" in done.stderr
