@@ -170,14 +170,16 @@ def test_a_run_refused_on_its_data_keeps_the_run_folders_earlier_record(tmp_path
 def test_bad_fold_is_a_usage_error(tmp_path):
     tree = write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1)
     proc = run_cli("--data-dir", tree, "--fold", "6/5")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "argument --fold: '6/5': a fold K/N needs N >= 2 and 1 <= K <= N" in proc.stderr
 
 
 def test_options_by_full_name_only(tmp_path):
     tree = write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1)
     proc = run_cli("--data", tree)  # not taken for --data-dir
-    assert proc.returncode == 2 and "unrecognized arguments: --data" in proc.stderr
+    assert proc.returncode == 1 and "unrecognized arguments: --data" in proc.stderr
+    proc = run_cli("--data-dir", tree, "--words", "yes", "")
+    assert proc.returncode == 1 and "'' is not a word folder name" in proc.stderr
 
 
 def test_no_data_dir_says_how_to_get_data(tmp_path):

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # one start-up notice.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-from kws_tf.cli import FOLD_HELP, LISTS_HELP, fold_arg  # noqa: E402
+from kws_tf.cli import FOLD_HELP, LISTS_HELP, UsageParser, fold_arg  # noqa: E402
 from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, fold_text, index_speech_commands  # noqa: E402
 from kws_tf.config import FeatureConfig, feature_difference, from_dict, to_dict  # noqa: E402
 from kws_tf.sidecar import ModelDirError, load_sidecar, verifier_folders  # noqa: E402
@@ -41,7 +41,7 @@ def default_data_dir() -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m kws_tf.train", allow_abbrev=False, description=__doc__)
+    p = UsageParser(prog="python -m kws_tf.train", description=__doc__)  # usage errors exit 1, as in the other commands
     p.add_argument("--data-dir", help=f"Speech Commands folder (default: $KWS_TF_DATA_DIR, else the first of {', '.join(DEFAULT_DATA_DIRS)})")
     p.add_argument("--task", choices=("kws", "words", "both"), default="both")
     p.add_argument("--keyword", default="stop", help="keyword for the keyword spotter (default: stop)")
@@ -173,7 +173,11 @@ def _train_one(task: str, run_dir: str, args: argparse.Namespace, preset, index,
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    odd = [w for w in (args.keyword, *args.words) if not w.strip() or w != w.strip() or "/" in w or w.startswith((".", "_"))]
+    if odd:
+        parser.error(f"{odd[0]!r} is not a word folder name; give --keyword and --words as the data set's folders name them")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     data_dir = args.data_dir = args.data_dir or default_data_dir()  # the run's config.json records the folder used
     if data_dir is None:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import logging
 import multiprocessing
@@ -21,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from kws_tf.audio_io import resample, write_wav_atomic
-from kws_tf.cli import doc_summary
+from kws_tf.cli import UsageParser, doc_summary
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +296,7 @@ def _progress(total: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kws_tf.train.synth", allow_abbrev=False, description=doc_summary(__doc__))
+    parser = UsageParser(prog="python -m kws_tf.train.synth", description=doc_summary(__doc__))
     parser.add_argument("--words", nargs="*", required=True, help="lowercase words, one folder each")
     parser.add_argument("--out", required=True, help="output folder (Speech Commands layout)")
     parser.add_argument("--per-word", type=int, default=200, help="clips per word (default: 200)")
