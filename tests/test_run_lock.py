@@ -136,3 +136,32 @@ def test_train_cli_refuses_an_export_folder_in_use(tiny_data_dir, tmp_path, hold
     assert "export folder" in err[0] and f"process {live_pid}" in err[0]
     assert not (models / "words").exists() and not (tmp_path / "runs" / "words").exists()  # nothing written
     assert not os.path.exists(tmp_path / "runs" / "words.lock")  # the run folder's lock was released
+    assert not (tmp_path / "runs").exists()  # and the folder it made for it, left empty, went with it
+
+
+def test_the_folders_a_lock_made_go_when_nothing_was_put_in_them(tmp_path):
+    """A run that fails before it writes anything leaves no empty --out folder; one that wrote keeps it, and
+    folders that were there before are never removed."""
+    with run_dir_lock(tmp_path / "new" / "models" / "kws"):
+        assert (tmp_path / "new" / "models").is_dir()
+    assert not (tmp_path / "new").exists() and tmp_path.is_dir()
+    with run_dir_lock(tmp_path / "kept" / "models" / "kws"):
+        (tmp_path / "kept" / "models" / "kws").mkdir()
+    assert (tmp_path / "kept" / "models" / "kws").is_dir()
+    assert not os.path.exists(lock_path(tmp_path / "kept" / "models" / "kws"))
+
+
+def test_a_lock_whose_folder_went_makes_it_again(tmp_path, monkeypatch):
+    """A run that failed beside this one may remove the folder both locks are in just before this one opens
+    its lock file there."""
+    real_open, calls = os.open, []
+
+    def open_after_rmdir(path, *args):
+        if not calls:
+            os.rmdir(os.path.dirname(path))
+        calls.append(path)
+        return real_open(path, *args)
+
+    monkeypatch.setattr(os, "open", open_after_rmdir)
+    with run_dir_lock(tmp_path / "models" / "words") as path:
+        assert os.path.isfile(path) and len(calls) == 2

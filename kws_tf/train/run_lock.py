@@ -57,12 +57,33 @@ def _same_file(fd: int, path: str) -> bool:
     return (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
 
 
+def _missing_folders(folder: str) -> list[str]:
+    """The folders ``os.makedirs(folder)`` would create, deepest first."""
+    missing = []
+    folder = os.path.abspath(folder)
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing
+
+
+def _remove_if_empty(folders: list[str]) -> None:
+    """Remove the folders the lock made (deepest first) where nothing else was put in them: a run that
+    failed before it wrote anything leaves no empty ``--out`` folder behind."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:  # something is in it now (or it went): keep it and the ones above
+            return
+
+
 @contextmanager
 def run_dir_lock(run_dir: str, what: str = "run folder", option: str = "--run-dir") -> Iterator[str]:
     """Hold ``run_dir``'s lock for the ``with`` block. A lock file whose process is gone (a killed run) is
     taken over; one held by a live process raises ``RunDirBusy``, whose message names ``what`` the folder is
     and the command-line ``option`` that picks another."""
     path = lock_path(run_dir)
+    made = _missing_folders(os.path.dirname(path))
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if os.path.exists(run_dir) and not os.path.isdir(run_dir):
@@ -70,7 +91,11 @@ def run_dir_lock(run_dir: str, what: str = "run folder", option: str = "--run-di
     except OSError as exc:
         raise RunDirBusy(f"{run_dir}: cannot be the {what} ({exc.strerror or exc}); pass {option} with a folder") from None
     while True:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        except FileNotFoundError:  # a run that failed beside us removed the folder it made: make it again
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            continue
         if not _try_lock(fd):
             os.close(fd)
             pid = _holder(path)
@@ -93,3 +118,4 @@ def run_dir_lock(run_dir: str, what: str = "run folder", option: str = "--run-di
                 os.remove(path)
             except OSError:
                 pass
+        _remove_if_empty(made)
