@@ -111,18 +111,18 @@ def test_tune_detector_save_only_stops_after_saving(models, tiny_data_dir, tmp_p
     assert tool.main(["--models", models, "--traces", traces, "--fa-per-hour", "1000"]) == 0
     assert "best:" in capsys.readouterr().out
     for extra in ([], ["--save-traces", traces, "--write"], ["--save-traces", traces, "--held-out", traces]):
-        with pytest.raises(SystemExit) as e:  # argparse: usage and a one-line error, exit 2
+        with pytest.raises(SystemExit) as e:  # usage and a one-line error, exit 1
             tool.main(["--models", models, "--data-dir", tiny_data_dir, "--save-only", *extra])
-        assert e.value.code == 2 and "--save-only saves the traces and stops" in capsys.readouterr().err
+        assert e.value.code == 1 and "--save-only saves the traces and stops" in capsys.readouterr().err
 
 
 def test_tune_detector_traces_exclude_a_model_run(models, tmp_path, capsys):
-    with pytest.raises(SystemExit) as e:  # argparse: usage and a one-line error, exit 2
+    with pytest.raises(SystemExit) as e:  # usage and a one-line error, exit 1
         _tool("tune_detector").main(["--models", models, "--traces", "a.npz", "--save-traces", "b.npz"])
-    assert e.value.code == 2 and "--traces tunes on saved traces" in capsys.readouterr().err
+    assert e.value.code == 1 and "--traces tunes on saved traces" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         _tool("tune_detector").main(["--models", models])
-    assert e.value.code == 2 and "give --data-dir" in capsys.readouterr().err
+    assert e.value.code == 1 and "give --data-dir" in capsys.readouterr().err
 
 
 def test_tune_detector_refuses_traces_of_other_models(models, tiny_data_dir, tmp_path, capsys):
@@ -150,7 +150,7 @@ def test_tune_detector_refuses_traces_of_other_models(models, tiny_data_dir, tmp
     assert re.search(r"held out \(.*\): recall [0-9.]+ with \d+ false alarms", capsys.readouterr().out)
     with pytest.raises(SystemExit) as e:
         tool.main(["--models", other, "--traces", traces, "--any-models", "--fa-per-hour", "1000", "--write"])
-    assert e.value.code == 2 and "--any-models" in capsys.readouterr().err
+    assert e.value.code == 1 and "--any-models" in capsys.readouterr().err
     assert _sidecar(other, "kws") == before
 
 
@@ -302,13 +302,13 @@ def test_kfold_gate_bad_grids_are_one_line(models, tiny_data_dir, tmp_path, caps
     assert "one.json is validation fold 1/5 and " in (of4 := refused(one, saved("of4.json", "validation fold 2/4")))
     assert "of4.json validation fold 2/4: give the folds of one k-fold split" in of4
     assert "test fold 2/5: give the folds of one k-fold split" in refused(one, saved("test2.json", "test fold 2/5"))
-    with pytest.raises(SystemExit) as e:  # argparse: usage and a one-line error, exit 2
+    with pytest.raises(SystemExit) as e:  # usage and a one-line error, exit 1
         kfold.main([one])
-    assert e.value.code == 2 and "two or more folds" in capsys.readouterr().err
+    assert e.value.code == 1 and "two or more folds" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         _tool("tune_detector").main(["--models", models, "--data-dir", tiny_data_dir, "--save-traces", "t.npz", "--save-only",
                                      "--save-grid", plain])
-    assert e.value.code == 2 and "--save-only saves the traces and stops" in capsys.readouterr().err
+    assert e.value.code == 1 and "--save-only saves the traces and stops" in capsys.readouterr().err
 
 
 def test_pair_traces_joins_one_packages_keyword_scores_with_anothers_verifier(models, tiny_data_dir, tmp_path, capsys):
@@ -354,10 +354,10 @@ def test_pair_traces_joins_one_packages_keyword_scores_with_anothers_verifier(mo
         pair_tool.main([saved["a"], saved["c"], "--out", str(tmp_path / "bad.npz")])
     assert "not the same stream" in str(e.value) and "\n" not in str(e.value)
     assert not os.path.exists(tmp_path / "bad.npz")
-    for out in (saved["a"], str(tmp_path / "pair")):  # an input, a name without .npz: argparse errors, exit 2
+    for out in (saved["a"], str(tmp_path / "pair")):  # an input, a name without .npz: usage errors, exit 1
         with pytest.raises(SystemExit) as e:
             pair_tool.main([saved["a"], marked, "--out", out])
-        assert e.value.code == 2
+        assert e.value.code == 1
     assert np.array_equal(read_traces(saved["a"])[0][1], apr)  # the input is untouched
 
 
@@ -536,11 +536,11 @@ def _cut_traces(tmp_path) -> str:
 
 
 def _usage_error(main, argv: list[str], capsys) -> str:
-    """The one-line message of an argparse usage error (exit 2, this tool's usage errors) from ``main(argv)``."""
+    """The one-line message of an argparse usage error (exit 1, as in every command) from ``main(argv)``."""
     with pytest.raises(SystemExit) as e:
         main(argv)
     err = capsys.readouterr().err.strip().splitlines()
-    assert e.value.code == 2 and err[0].startswith("usage:") and ": error: " in err[-1], err  # usage, then the one line
+    assert e.value.code == 1 and err[0].startswith("usage:") and ": error: " in err[-1], err  # usage, then the one line
     return err[-1]
 
 
@@ -692,7 +692,7 @@ def test_tune_decoder_pools_seeds_and_scores_the_current_setting(models, tiny_da
     assert "best:" not in out and _sidecar(models, "words") == before
     with pytest.raises(SystemExit) as e:
         tool.main(["--models", models, "--data-dir", tiny_data_dir, "--current", "--write"])
-    assert e.value.code == 2
+    assert e.value.code == 1
 
 
 def test_tune_decoder_on_a_fold_records_the_fold(models, tiny_data_dir, capsys):

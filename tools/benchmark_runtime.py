@@ -7,7 +7,6 @@ Runtime modules and numpy only (no TensorFlow).
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata as metadata
 import json
 import os
@@ -20,7 +19,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from kws_tf.audio_io import read_audio  # noqa: E402
-from kws_tf.cli import doc_summary  # noqa: E402
+from kws_tf.cli import doc_summary, UsageParser  # noqa: E402
 from kws_tf.runtime import Transcriber  # noqa: E402
 from kws_tf.sidecar import verifier_folders  # noqa: E402
 from kws_tf.transcribe import default_models_dir  # noqa: E402
@@ -120,7 +119,7 @@ def dist_size_mb(names: tuple[str, ...]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
+    p = UsageParser(description=doc_summary(__doc__))
     p.add_argument("--models", default=None)
     p.add_argument("--clip", help="a WAV to use (cut or looped to 10 s); default: synthetic")
     p.add_argument("--repeats", type=int, default=5)

@@ -15,13 +15,12 @@ that will not judge that verifier (they chose its training).
 
 from __future__ import annotations
 
-import argparse
 import collections
 import sys
 
 import numpy as np
 
-from kws_tf.cli import doc_summary, fold_arg, FOLD_HELP, LISTS_HELP
+from kws_tf.cli import doc_summary, fold_arg, FOLD_HELP, LISTS_HELP, UsageParser
 from kws_tf.config import DetectorConfig, from_dict
 from kws_tf.dataset import SPLITS, DataError, split_label
 from kws_tf.decisions import verify_scores_at
@@ -62,7 +61,7 @@ def verifier_hits(words: list[tuple[str, float, float]], verify: metrics.Trace, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
+    p = UsageParser(description=doc_summary(__doc__))
     p.add_argument("--models", default="saved_models", help="the package the traces came from (its gate setting is replayed)")
     p.add_argument("--data-dir", required=True, help="the data set the traces' streams were built from")
     p.add_argument("--traces", nargs="+", required=True, metavar="FILE.npz", help="saved by tools/tune_detector.py --save-traces")

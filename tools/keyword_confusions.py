@@ -11,14 +11,13 @@ the TRAINING split: the words listed then shape training, and validation and tes
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import defaultdict
 
 import numpy as np
 
-from kws_tf.cli import doc_summary, LISTS_HELP
+from kws_tf.cli import doc_summary, LISTS_HELP, UsageParser
 from kws_tf.config import FeatureConfig, from_dict
 from kws_tf.dataset import DataError
 from kws_tf.evaluate.streams import mix, split_bank
@@ -45,7 +44,7 @@ def peak_scores(model: TFLiteModel, bank, features, keyword: str, clip_s: float,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
+    p = UsageParser(description=doc_summary(__doc__))
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--lists-dir", help=LISTS_HELP)

@@ -19,12 +19,11 @@ between streams is not carried (seconds in hours of stream).
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
 
-from kws_tf.cli import doc_summary
+from kws_tf.cli import doc_summary, UsageParser
 from kws_tf.config import DetectorConfig, from_dict, to_dict
 from kws_tf.evaluate.gate_grid import best_at, check_one_recipe, count_at, folds_of, load_grid, pool
 from kws_tf.sidecar import ModelDirError, load_sidecar, sidecar_path
@@ -55,7 +54,7 @@ def current_setting(models: str, paths: list[str], grids: list, folds: list[tupl
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
+    p = UsageParser(description=doc_summary(__doc__))
     p.add_argument("grids", nargs="+", metavar="FOLD.json", help="one grid per fold (tools/tune_detector.py --save-grid)")
     p.add_argument("--fa-per-hour", type=float, default=0.5, help="false-alarm budget the gate is tuned to (default 0.5)")
     p.add_argument("--current", metavar="MODELS", help="also read the gate setting of MODELS/kws/model.json, as it is, "

@@ -11,16 +11,15 @@ and --precision (different packages).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from kws_tf.cli import doc_summary, output_problem
+from kws_tf.cli import doc_summary, output_problem, UsageParser
 from kws_tf.evaluate.traces import pair_traces, save_traces
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
+    p = UsageParser(description=doc_summary(__doc__))
     p.add_argument("keyword_traces", help="traces whose keyword-model scores to keep")
     p.add_argument("verifier_traces", help="traces of the same stream whose word-model scores to use")
     p.add_argument("--out", required=True, metavar="PAIR.npz", help="where to write the paired traces")

@@ -16,7 +16,6 @@ the sidecar (no grid; under a minute per 150 sentences), to compare packages as 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import itertools
@@ -24,7 +23,7 @@ import sys
 
 import numpy as np
 
-from kws_tf.cli import doc_summary, fold_arg, FOLD_HELP, LISTS_HELP
+from kws_tf.cli import doc_summary, fold_arg, FOLD_HELP, LISTS_HELP, UsageParser
 from kws_tf.config import to_dict
 from kws_tf.dataset import SPLITS, DataError, split_label
 from kws_tf.evaluate import metrics
@@ -54,7 +53,7 @@ def cached(runner):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
+    p = UsageParser(description=doc_summary(__doc__))
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--split", choices=SPLITS, default="validation")

@@ -24,7 +24,6 @@ stream, to tune a keyword model with another word model as verifier without runn
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import math
@@ -33,7 +32,7 @@ import sys
 
 import numpy as np
 
-from kws_tf.cli import doc_summary, fold_arg, output_problem, FOLD_HELP, LISTS_HELP
+from kws_tf.cli import doc_summary, fold_arg, output_problem, FOLD_HELP, LISTS_HELP, UsageParser
 from kws_tf.config import DetectorConfig, from_dict, to_dict
 from kws_tf.dataset import SPLITS, DataError, split_label
 from kws_tf.decisions import KeywordDetector, verify_scores_at
@@ -145,7 +144,7 @@ def half_check(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
+    p = UsageParser(description=doc_summary(__doc__))
     p.add_argument("--models", default="saved_models")
     p.add_argument("--data-dir", help="the data set to build the stream from (not needed with --traces)")
     p.add_argument("--split", choices=SPLITS, default="validation")

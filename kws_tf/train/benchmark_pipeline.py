@@ -6,7 +6,6 @@ that a training step of each model consumes, on the same data (the pipeline must
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -17,7 +16,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as python -m kws_tf.train
 
 import numpy as np  # noqa: E402
 
-from kws_tf.cli import doc_summary  # noqa: E402
+from kws_tf.cli import doc_summary, UsageParser  # noqa: E402
 from kws_tf.dataset import V1_WORDS, index_speech_commands, load_clips, load_noise, speech_extent  # noqa: E402
 
 
@@ -40,7 +39,7 @@ def step_rate(model, x, y, batch_size: int, n: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(allow_abbrev=False, description=doc_summary(__doc__))
+    p = UsageParser(description=doc_summary(__doc__))
     p.add_argument("--data-dir", required=True)
     p.add_argument("--preset", default="default")
     p.add_argument("--batches", type=int, default=20)
