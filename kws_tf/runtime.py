@@ -193,20 +193,24 @@ class Transcriber:
         kws, words = load_sidecar(models_dir, "kws"), load_sidecar(models_dir, "words")
         kws_path, words_path = sidecar_path(models_dir, "kws"), sidecar_path(models_dir, "words")
         try:
-            features, word_features = _config(FeatureConfig, kws["features"], kws_path), _config(FeatureConfig, words["features"], words_path)
-            if word_features != features:
-                raise ModelDirError(f"{models_dir}: the keyword and word models use different features "
-                                    f"({feature_difference(features, word_features)}); "
-                                    "export them together, or make the 'features' of kws/model.json and words/model.json agree")
-            thresholds_kws, thresholds_words = kws.get("thresholds", {}), words.get("thresholds", {})
-            detector = _config(DetectorConfig, thresholds_kws.get("detector", {}), kws_path)
-            decoder = _config(DecoderConfig, thresholds_words.get("decoder", {}), words_path)
-            detector = dataclasses.replace(detector, **(detector_overrides or {}))
-            decoder = dataclasses.replace(decoder, **(decoder_overrides or {}))
-            kws_in, kws_out, words_in = kws["input"], kws["output"], words["input"]
-            labels = list(words["labels"])
-        except (KeyError, TypeError) as exc:
+            features = _config(FeatureConfig, kws["features"], kws_path)
+            detector = _config(DetectorConfig, kws.get("thresholds", {}).get("detector", {}), kws_path)
+            kws_in, kws_out = kws["input"], kws["output"]
+        except (AttributeError, KeyError, TypeError) as exc:
             raise ModelDirError(f"{kws_path}: sidecar lacks {exc}; re-export the models") from None
+        try:
+            word_features = _config(FeatureConfig, words["features"], words_path)
+            decoder = _config(DecoderConfig, words.get("thresholds", {}).get("decoder", {}), words_path)
+            words_in, labels = words["input"], list(words["labels"])
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise ModelDirError(f"{words_path}: sidecar lacks {exc}; re-export the models") from None
+        if word_features != features:
+            raise ModelDirError(f"{models_dir}: the keyword and word models use different features "
+                                f"({feature_difference(features, word_features)}); "
+                                "export them together, or make the 'features' of kws/model.json and words/model.json agree")
+        # Overrides come from the caller, not the sidecars: a bad one is the caller's TypeError (naming the field).
+        detector = dataclasses.replace(detector, **(detector_overrides or {}))
+        decoder = dataclasses.replace(decoder, **(decoder_overrides or {}))
         verifier_runner = verifier_labels = None
         verifier_runners, verifiers = [], load_verifiers(models_dir)
         for folder, verifier in verifiers:

@@ -143,3 +143,22 @@ def test_hand_edited_or_mixed_up_model_folders_fail_at_load_naming_the_file(tmp_
             Transcriber.from_dir(swapped)
         assert f"{task}/float32.tflite: takes input" in str(e.value) and "belongs to another model" in str(e.value)
         Transcriber.from_dir(swapped, precision="int8")  # the other precision's file is untouched
+
+
+def test_a_sidecar_missing_a_key_is_named_and_a_bad_override_is_the_callers(tmp_path, tiny_models_dir):
+    """The error names the sidecar that lacks the key (not always kws/model.json); an override from the caller
+    that is no setting is a TypeError naming it, not blamed on a sidecar."""
+    for task, key in (("kws", "output"), ("words", "labels")):
+        cut = str(tmp_path / f"cut_{task}")
+        shutil.copytree(tiny_models_dir, cut)
+        sidecar_file = os.path.join(cut, task, "model.json")
+        with open(sidecar_file, encoding="utf-8") as f:
+            sidecar = json.load(f)
+        del sidecar[key]
+        with open(sidecar_file, "w", encoding="utf-8") as f:
+            json.dump(sidecar, f)
+        with pytest.raises(ModelDirError) as e:
+            Transcriber.from_dir(cut)
+        assert str(e.value) == f"{sidecar_file}: sidecar lacks '{key}'; re-export the models"
+    with pytest.raises(TypeError, match="treshold"):
+        Transcriber.from_dir(tiny_models_dir, detector_overrides={"treshold": 0.5})
