@@ -106,8 +106,12 @@ def test_missing_peer_is_one_line(capsys, monkeypatch, tiny_models_dir, tiny_dat
            "pip install pocketsphinx")
 
 
-def test_transcribe_plot_writes_a_png_per_file(tiny_models_dir, tiny_data_dir, tmp_path, capsys):
+def test_transcribe_plot_writes_a_png_per_file(tiny_models_dir, tiny_data_dir, tmp_path, monkeypatch, capsys):
+    from kws_tf.evaluate import plots
     from kws_tf.transcribe import main as transcribe
+
+    real_png, keywords = plots.transcript_png, []
+    monkeypatch.setattr(plots, "transcript_png", lambda *a, **kw: keywords.append(kw["keyword"]) or real_png(*a, **kw))
 
     files = [os.path.join(tiny_data_dir, "stop", n) for n in sorted(os.listdir(os.path.join(tiny_data_dir, "stop")))[:2]]
     twin = tmp_path / "other"
@@ -123,6 +127,7 @@ def test_transcribe_plot_writes_a_png_per_file(tiny_models_dir, tiny_data_dir, t
     for name in names:
         with open(plot_dir / name, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert keywords == ["stop"] * 3  # the score axis names the models' keyword: P(stop)
 
 
 def test_transcribe_plot_without_matplotlib_is_one_line(tiny_models_dir, tiny_data_dir, tmp_path, monkeypatch, capsys):
