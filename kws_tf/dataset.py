@@ -57,10 +57,6 @@ class DatasetIndex:
         wanted = None if words is None else set(words)
         return [c for c in self.clips if c.split == split and (wanted is None or c.word in wanted)]
 
-    @property
-    def words(self) -> list[str]:
-        return sorted({c.word for c in self.clips})
-
     def summary(self) -> dict:
         return {
             "root": self.root,

@@ -61,25 +61,3 @@ def log_mel(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     spectrum = np.fft.rfft(frames * hann_window(cfg.window_samples), n=cfg.fft_size)
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
     return np.log(power @ mel_matrix(cfg) + np.float32(cfg.log_floor)).astype(np.float32)
-
-
-class StreamingLogMel:
-    """Log-mel frames of a stream that arrives in blocks of any size.
-
-    The frames equal ``log_mel`` of the whole stream, whatever the block sizes, because each frame
-    depends only on its own window of samples.
-    """
-
-    def __init__(self, cfg: FeatureConfig) -> None:
-        self.cfg = cfg
-        self._pending = np.zeros(0, np.float32)
-        self.frames_emitted = 0
-
-    def push(self, block: np.ndarray) -> np.ndarray:
-        """Add ``(samples,)`` float32 audio; return the new ``(frames, n_mels)`` float32 frames."""
-        self._pending = np.concatenate([self._pending, np.asarray(block, np.float32).reshape(-1)])
-        frames = log_mel(self._pending, self.cfg)
-        consumed = len(frames) * self.cfg.hop_samples
-        self._pending = self._pending[consumed:]
-        self.frames_emitted += len(frames)
-        return frames

@@ -16,9 +16,10 @@ Sidecar keys (``format`` = ``kws_tf.sidecar/1``):
     task: "kws" | "words"
     labels: output names; kws: [keyword]; words: class names in output order (may include "_silence_")
     keyword: the keyword (both tasks, for reference)
-    sample_rate_hz, features: FeatureConfig as a dict
+    features: FeatureConfig as a dict (sample_rate_hz: a copy of its rate for readers of the file; the runtime reads features)
     input: {"frames", "n_mels", "clip_s"}            model input is (1, frames, n_mels) float32 log-mel
-    output: {"frames", "hop_s", "kernel_frames", "stride_frames"}   (kws; words: {"classes"})
+    output: {"frames", "hop_s", "kernel_frames", "stride_frames", "label_s"}   (kws; words: {"classes"})
+            label_s: how long after each keyword's end the training targets were 1 (frame F1 labels the same way)
     model_files: {"float32": "float32.tflite", "int8": "int8.tflite"}
     quantization: {"int8": "full_integer" | "dynamic_range", "note": str}
     thresholds: runtime decision settings (see kws_tf.decisions for the meaning of each key)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from kws_tf.config import FeatureConfig
-from kws_tf.features import StreamingLogMel, log_mel, mel_matrix
+from kws_tf.features import log_mel, mel_matrix
+from kws_tf.runtime import _GroupedLogMel
 
 
 def test_shapes_and_frame_count():
@@ -35,11 +36,18 @@ def test_silence_is_log_floor():
 @pytest.mark.parametrize("remove_dc", [False, True])
 @pytest.mark.parametrize("block", [1, 160, 999, 16000])
 def test_streaming_equals_whole(block, remove_dc):
+    """The runtime's streaming front end gives the frames of the whole signal, bit-identical whatever the blocks."""
     cfg = FeatureConfig(remove_dc=remove_dc)
     audio = np.random.default_rng(0).standard_normal(20000).astype(np.float32) * 0.1 + 0.02
-    stream = StreamingLogMel(cfg)
-    frames = np.concatenate([stream.push(audio[i : i + block]) for i in range(0, len(audio), block)])
-    np.testing.assert_allclose(frames, log_mel(audio, cfg), atol=1e-4)
+
+    def streamed(size: int) -> np.ndarray:
+        stream = _GroupedLogMel(cfg, group=4)
+        return np.concatenate([g for i in range(0, len(audio), size) for g in stream.push(audio[i : i + size])])
+
+    frames, whole = streamed(block), log_mel(audio, cfg)
+    assert frames.shape == (len(whole) // 4 * 4, cfg.n_mels)  # every complete group of 4 frames
+    np.testing.assert_allclose(frames, whole[: len(frames)], atol=1e-4)
+    np.testing.assert_array_equal(frames, streamed(16000 + 7))
 
 
 @pytest.mark.parametrize("remove_dc", [False, True])

@@ -19,7 +19,7 @@ stable: new ones may be added, existing ones keep their meaning::
                    most_confused: [{true, predicted, count}],
                    by_snr_db: {"clean" | "20" | "10" | "5" | "0": {accuracy, macro_accuracy}},
                    predictions: [{index, file, word, predicted, score}]}
-    SYSTEM.keyword: {stream_s, keywords, threshold (sidecar),
+    SYSTEM.keyword: {stream_s, keywords, threshold (sidecar), verify_threshold (sidecar; null: no verifier),
                      at_threshold: POINT, det: [POINT] (increasing threshold),
                      recall_at_fa_per_hour: {"0.5" | "1": {recall, threshold, fa_per_hour}},
                      frame: {precision, recall, f1, threshold, frames, clips}}

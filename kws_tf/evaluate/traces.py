@@ -12,9 +12,8 @@ import zlib
 
 import numpy as np
 
-from kws_tf.sidecar import confirming_folders, load_sidecar, model_file
+from kws_tf.sidecar import TASKS, confirming_folders, load_sidecar, model_file
 
-TASKS = ("kws", "words")
 STREAM_KEYS = ("split", "seed", "minutes", "precision")  # the same keys, the same audio and scores
 
 

@@ -113,7 +113,6 @@ def export_model(
     probe: np.ndarray,
     representative: np.ndarray,
     sidecar: dict,
-    try_full_integer: bool = True,
 ) -> dict:
     """Write ``out_dir/task/{saved_model/, float32.tflite, int8.tflite, model.json}``.
 
@@ -136,9 +135,7 @@ def export_model(
     if float_diff > FLOAT_TOLERANCE:
         raise ExportError(f"{task}: float32 TFLite differs from Keras by {float_diff:.2e} (> {FLOAT_TOLERANCE})")
 
-    int8_model, note = (None, "full-integer not attempted")
-    if try_full_integer:
-        int8_model, note = convert_full_integer_isolated(saved_model_dir, representative)
+    int8_model, note = convert_full_integer_isolated(saved_model_dir, representative)
     kind = "full_integer"
     if int8_model is None:
         log.warning("%s: %s; using dynamic-range int8 (int8 weights, float activations)", task, note)

@@ -81,8 +81,6 @@ class WordTrainConfig:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0 (0 turns it off), not {self.weight_decay}")
-        if not isinstance(self.decay_head, bool):
-            raise ValueError(f"decay_head must be true or false, not {self.decay_head!r}")
         if self.synthetic_taper_clips < 0:
             raise ValueError(f"synthetic_taper_clips must be >= 0 (0 turns the taper off), not {self.synthetic_taper_clips}")
         if self.mixup_alpha < 0:
