@@ -11,6 +11,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from kws_tf.atomic_write import atomic_path
+
 # libsndfile reads these directly; anything else goes through pydub + ffmpeg.
 SOUNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".w64", ".rf64", ".caf"}
 PYDUB_EXTENSIONS = {".m4a", ".mp4", ".aac", ".wma", ".opus", ".webm"}
@@ -129,9 +131,8 @@ def audio_duration_s(path: str) -> float | None:
 
 def write_wav_atomic(path: str, audio: np.ndarray, rate_hz: int = 16000) -> None:
     """Write 16-bit PCM WAV through a temporary file, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    sf.write(tmp, np.clip(np.asarray(audio, np.float32), -1.0, 1.0), rate_hz, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(tmp, np.clip(np.asarray(audio, np.float32), -1.0, 1.0), rate_hz, subtype="PCM_16", format="WAV")
 
 
 def _first_line(exc: BaseException) -> str:

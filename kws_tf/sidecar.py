@@ -32,6 +32,8 @@ from __future__ import annotations
 import json
 import os
 
+from kws_tf.atomic_write import atomic_path
+
 FORMAT = "kws_tf.sidecar/1"
 SIDECAR_NAME = "model.json"
 TASKS = ("kws", "words")
@@ -99,11 +101,9 @@ def save_sidecar(models_dir: str, task: str, data: dict) -> str:
     path = sidecar_path(models_dir, task)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     data = {"format": FORMAT, "task": task, **data}
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, sort_keys=False)
         f.write("\n")
-    os.replace(tmp, path)
     return path
 
 

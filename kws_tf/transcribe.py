@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from kws_tf.audio_io import AUDIO_EXTENSIONS, AudioError, audio_duration_s, iter_audio_blocks, read_audio
 from kws_tf.cli import UsageError, UsageParser, check_thresholds, output_problem, run_main
+from kws_tf.atomic_write import atomic_path
 from kws_tf.runtime import Transcriber, result_from_events
 from kws_tf.sidecar import ModelDirError
 from kws_tf.tflite_model import ModelLoadError
@@ -193,16 +194,11 @@ def write_output(target: str, text: str) -> None:
         with open(target, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         return
-    tmp = f"{target}.tmp-{os.getpid()}"
-    try:
+    with atomic_path(target) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         if os.path.exists(target):
             shutil.copymode(target, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _plot_paths(plot_dir: str, items: list[tuple[str, str | None]]) -> dict[str, str]:

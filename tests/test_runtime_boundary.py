@@ -10,7 +10,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(REPO, "kws_tf")
 RUNTIME_MODULES = ["kws_tf", "kws_tf.config", "kws_tf.features", "kws_tf.audio_io", "kws_tf.sidecar", "kws_tf.dataset",
-                   "kws_tf.tflite_model", "kws_tf.decisions", "kws_tf.runtime", "kws_tf.transcribe", "kws_tf.live"]
+                   "kws_tf.tflite_model", "kws_tf.decisions", "kws_tf.runtime", "kws_tf.transcribe", "kws_tf.live", "kws_tf.atomic_write"]
 FORBIDDEN = ("tensorflow", "keras", "tf_keras")
 
 

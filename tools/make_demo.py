@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import soundfile as sf
 
+from kws_tf.atomic_write import atomic_path
 from kws_tf.cli import UsageError, UsageParser, doc_summary, run_main
 from kws_tf.dataset import speech_extent
 from kws_tf.train.synth import WORD_RE, SynthError, Voice, render_word
@@ -85,19 +86,13 @@ def write_atomic(path: str, audio: np.ndarray) -> None:
     """Write through a temporary file beside ``path`` (same extension and format), then rename it
     into place: a failed run leaves any file already at ``path`` as it was."""
     fmt, subtype = OUT_FORMATS[os.path.splitext(path)[1].lower()]
-    folder = os.path.dirname(os.path.abspath(path))
-    root, ext = os.path.splitext(os.path.basename(path))
-    tmp = os.path.join(folder, f".{root}.tmp-{os.getpid()}{ext}")
     try:
-        os.makedirs(folder, exist_ok=True)
-        sf.write(tmp, audio, SR, format=fmt, subtype=subtype)
-        os.replace(tmp, path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with atomic_path(path, suffix=os.path.splitext(path)[1]) as tmp:
+            sf.write(tmp, audio, SR, format=fmt, subtype=subtype)
     except (OSError, RuntimeError) as exc:  # soundfile's LibsndfileError is a RuntimeError
         text = (getattr(exc, "strerror", None) or str(exc)).strip().splitlines()
         raise WriteError(f"cannot write {path}: {text[0] if text else type(exc).__name__}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def run(args: argparse.Namespace) -> int:

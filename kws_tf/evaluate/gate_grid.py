@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 
 import numpy as np
 
+from kws_tf.atomic_write import atomic_path
 from kws_tf.config import DetectorConfig, from_dict, to_dict
 from kws_tf.evaluate import metrics
 
@@ -62,15 +62,8 @@ def save_grid(path: str, grid: GateGrid) -> None:
             "thresholds": grid.thresholds.tolist(), "setting_fields": list(to_dict(grid.settings[0])),
             "settings": [list(to_dict(cfg).values()) for cfg in grid.settings],  # one row of values per setting
             "caught": grid.caught.tolist(), "false_alarms": grid.false_alarms.tolist()}
-    tmp = f"{path}.partial"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(body, f, separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(body, f, separators=(",", ":"))
 
 
 def load_grid(path: str) -> GateGrid:

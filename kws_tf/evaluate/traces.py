@@ -12,6 +12,7 @@ import zlib
 
 import numpy as np
 
+from kws_tf.atomic_write import atomic_path
 from kws_tf.sidecar import TASKS, confirming_folders, load_sidecar, model_file
 
 STREAM_KEYS = ("split", "seed", "minutes", "precision")  # the same keys, the same audio and scores
@@ -76,16 +77,9 @@ def save_traces(path: str, traces: tuple, stream: dict) -> None:
     """Write ``(times, probs, spans, duration, verify_times, verify_probs)`` and where it came from
     (``stream``: split, minutes, seed, models, precision and the digests) to ``path``, as named."""
     t, pr, spans, duration, vt, vp = traces
-    tmp = f"{path}.partial"
-    try:
-        with open(tmp, "wb") as f:  # a file object: numpy would add ".npz" to a bare name
-            np.savez_compressed(f, times=t, probs=pr, spans=spans, duration=duration, verify_times=vt, verify_probs=vp,
-                                stream=json.dumps(stream))
-        os.replace(tmp, path)  # a failed save leaves no half-written file under the name
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: numpy would add ".npz" to a bare name
+        np.savez_compressed(f, times=t, probs=pr, spans=spans, duration=duration, verify_times=vt, verify_probs=vp,
+                            stream=json.dumps(stream))
 
 
 def read_traces(path: str) -> tuple[tuple, dict]:

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from kws_tf import __version__
+from kws_tf.atomic_write import atomic_path
 from kws_tf.sidecar import save_sidecar
 
 log = logging.getLogger(__name__)
@@ -147,10 +148,8 @@ def export_model(
         raise ExportError(f"{task}: int8 TFLite differs from Keras by {int8_diff:.3f} (> {INT8_TOLERANCE})")
 
     for name, content in (("float32.tflite", float_model), ("int8.tflite", int8_model)):
-        tmp = os.path.join(task_dir, f"{name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as f:
+        with atomic_path(os.path.join(task_dir, name)) as tmp, open(tmp, "wb") as f:
             f.write(content)
-        os.replace(tmp, os.path.join(task_dir, name))
     data = {
         **sidecar,
         "model_files": {"float32": "float32.tflite", "int8": "int8.tflite"},
