@@ -70,6 +70,18 @@ def test_hash_split_matches_the_dataset_readme():
     # Values computed with the README's which_set(filename, 10, 10).
     assert speaker_of("bed/00176480_nohash_0.wav") == "00176480"
     assert hash_split("bed/00176480_nohash_0.wav") == hash_split("go/00176480_nohash_3.wav")
+    # Computed separately with the README's which_set (MAX_NUM_WAVS_PER_CLASS = 2**27 - 1), its
+    # "training"/"validation"/"testing" written here as "train"/"validation"/"test".
+    assert hash_split("bed/00176480_nohash_0.wav") == "train"  # 69.80 %
+    assert hash_split("x/00000000_nohash_0.wav") == "validation"
+    assert hash_split("x/00000002_nohash_0.wav") == "test"
+    assert hash_split("x/00000018_nohash_0.wav") == "test"  # 15.10 %
+    assert hash_split("x/00000001_nohash_0.wav") == "train"  # 50.97 %
+    # which_set(filename, 50, 30) and which_set(filename, 30, 50): the percentages are honoured
+    assert hash_split("x/00000003_nohash_0.wav", 50, 30) == "validation"  # 40.43 %
+    assert hash_split("x/00000003_nohash_0.wav", 30, 50) == "test"
+    assert hash_split("x/00000001_nohash_0.wav", 50, 30) == "test"
+    assert hash_split("x/00000018_nohash_0.wav", 5, 5) == "train"
 
 
 def test_bad_folders_give_clear_errors(tmp_path):

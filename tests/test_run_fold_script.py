@@ -16,15 +16,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "training", "kfold", "keyword_share", "run_fold.sh")
 
 # Stands in for `python`: logs its arguments and makes what the real step would leave (the synthetic clips' folder,
-# export folders, traces, a grid). A call whose arguments hold $FAIL exits 4 after a second; with $HANG set, every
-# other training sleeps (writing its process id to $PIDS) until it is stopped.
+# export folders, traces, a grid). A call whose arguments hold $FAIL exits 4 once $PIDS holds $FAIL_AFTER_PIDS lines
+# (at once without it; it gives up waiting after about 60 s); with $HANG set, every other training sleeps (writing its
+# process id to $PIDS) until it is stopped.
 FAKE_PYTHON = r"""#!/bin/bash
 echo "$*" >> "$CALLS"
 args=("$@"); out=; traces=; grid=
 for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[i]}" in --out) out=${args[i+1]};; --save-traces) traces=${args[i+1]};; --save-grid) grid=${args[i+1]};; esac
 done
-if [ -n "$FAIL" ] && [[ "$*" == *"$FAIL"* ]]; then sleep 1; exit 4; fi
+if [ -n "$FAIL" ] && [[ "$*" == *"$FAIL"* ]]; then
+  for ((try = 0; try < 1200; try++)); do
+    n=0; [ -f "$PIDS" ] && n=$(wc -l < "$PIDS")
+    [ "$n" -lt "${FAIL_AFTER_PIDS:-0}" ] || break
+    sleep 0.05
+  done
+  exit 4
+fi
 if [[ "$*" == "-m kws_tf.train.synth "* ]]; then mkdir -p "$out"; exit 0; fi
 if [ -n "$HANG" ] && [ -n "$out" ]; then echo $$ >> "$PIDS"; exec sleep 120; fi
 if [ -n "$out" ]; then mkdir -p "$out/kws" "$out/words"; fi
@@ -35,7 +43,15 @@ if [ -n "$grid" ]; then echo '{"fake": true}' > "$grid"; fi
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="run_fold.sh needs bash")
 
 
-def run_fold(tmp_path, stop_after_s: float | None = None, script_path: str = SCRIPT, **env):
+def _pid_lines(tmp_path) -> int:
+    """Whole lines in $PIDS so far (each hanging training writes one)."""
+    try:
+        return (tmp_path / "pids.txt").read_text().count("\n")
+    except FileNotFoundError:
+        return 0
+
+
+def run_fold(tmp_path, stop_when_pids: int | None = None, script_path: str = SCRIPT, **env):
     fake = tmp_path / "fake_python"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
@@ -43,8 +59,10 @@ def run_fold(tmp_path, stop_after_s: float | None = None, script_path: str = SCR
            "PIDS": str(tmp_path / "pids.txt"), "SYNTH": str(tmp_path / "synth"), **env}
     script = subprocess.Popen(["bash", script_path, "3", str(tmp_path / "work")], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if stop_after_s is not None:
-        time.sleep(stop_after_s)
+    if stop_when_pids is not None:  # stop the script once that many trainings hang (a generous deadline: a loaded machine)
+        deadline = time.monotonic() + 60
+        while _pid_lines(tmp_path) < stop_when_pids and time.monotonic() < deadline and script.poll() is None:
+            time.sleep(0.05)
         script.terminate()
     out, err = script.communicate(timeout=60)
     done = subprocess.CompletedProcess(script.args, script.returncode, out, err)
@@ -123,10 +141,11 @@ def test_no_training_starts_without_the_synthetic_clips(tmp_path):
 @pytest.mark.parametrize("how", ["a training fails", "the script is stopped"])
 def test_the_trainings_left_are_stopped_and_the_logs_named(tmp_path, how):
     if how == "a training fails":
-        done, calls = run_fold(tmp_path, FAIL="keyword_share=0.2", HANG="1")
+        # the failing training exits once the two beside it hang
+        done, calls = run_fold(tmp_path, FAIL="keyword_share=0.2", HANG="1", FAIL_AFTER_PIDS="2")
         code, hanging = 4, 2
     else:
-        done, calls = run_fold(tmp_path, stop_after_s=1.0, HANG="1")
+        done, calls = run_fold(tmp_path, stop_when_pids=3, HANG="1")
         code, hanging = 143, 3
     assert done.returncode == code
     assert f"fold 3: stopped (exit {code}); the logs are in {tmp_path / 'work' / 'f3'}" in done.stderr

@@ -105,6 +105,10 @@ def test_unusable_model_folders_give_one_line_errors(tmp_path, tiny_models_dir):
 
     # A word model whose front end differs from the keyword model's (say, one trained with the presets dropped beside
     # a keyword model whose sidecar switches remove_dc on): the error names the setting and both sidecars.
+    def words_remove_dc(models_dir):
+        with open(os.path.join(models_dir, "words", "model.json"), encoding="utf-8") as f:
+            return json.load(f)["features"].get("remove_dc", False)
+    original = words_remove_dc(tiny_models_dir)
     mixed = str(tmp_path / "mixed")
     shutil.copytree(tiny_models_dir, mixed)
     sidecar_file = os.path.join(mixed, "words", "model.json")
@@ -118,7 +122,8 @@ def test_unusable_model_folders_give_one_line_errors(tmp_path, tiny_models_dir):
     msg = str(e.value)
     assert "remove_dc" in msg and "kws/model.json" in msg and "words/model.json" in msg and "\n" not in msg
     assert "n_mels" not in msg  # only the settings that differ
-    assert os.path.exists(os.path.join(tiny_models_dir, "kws", "model.json"))
+    assert words_remove_dc(mixed) != original  # the copy was edited ...
+    assert words_remove_dc(tiny_models_dir) == original  # ... and the shared fixture's sidecar was not
 
 
 def test_hand_edited_or_mixed_up_model_folders_fail_at_load_naming_the_file(tmp_path, tiny_models_dir):

@@ -157,6 +157,18 @@ def test_output_is_written_atomically(fake_models, clips, tmp_path, capsys, monk
     rc, _, _ = run(capsys, "--format", "jsonl", "--output", target, clips / "a.wav")
     assert rc == 130 and json.loads(target.read_text())["text"] == "one two"  # old output intact
 
+    # write_output itself: its temporary file is written, then the rename fails (a full disk, say)
+    def no_space(*_args, **_kw):
+        raise OSError(28, "No space left on device")
+    old = target.read_text()
+    with monkeypatch.context() as patched, pytest.raises(OSError, match="No space left on device"):
+        patched.setattr(transcribe.os, "replace", no_space)
+        transcribe.write_output(str(target), "new\n")
+    assert target.read_text() == old  # old content intact
+    assert sorted(os.listdir(tmp_path)) == ["clips", "out.jsonl"]  # no temporary file left
+    transcribe.write_output(str(target), "new\n")  # and without the failure it does replace it
+    assert target.read_text() == "new\n" and sorted(os.listdir(tmp_path)) == ["clips", "out.jsonl"]
+
 
 def test_output_that_cannot_or_should_not_be_replaced(fake_models, clips, tmp_path, capsys, monkeypatch):
     # a folder is refused before any work

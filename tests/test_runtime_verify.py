@@ -160,6 +160,9 @@ def test_verified_detections_do_not_depend_on_block_size(chunk):
     audio = synth(SPEECH)
     tr = fake_transcriber("gated", DetectorConfig(**{**DETECTOR.__dict__, "verify_threshold": 0.5}))
     reference = tr.transcribe(audio)
+    # the first "stop" (1.2 s to 1.8 s) is confirmed, the blip is not
+    assert len(reference.keywords) == 1 and 1.2 < reference.keywords[0].time_s < 2.0
+    assert reference.keywords[0].verify_score > 0.5
     tr.reset()
     events = []
     for i in range(0, len(audio), chunk):
@@ -173,6 +176,7 @@ def test_replay_of_the_traces_matches_the_runtime():
     audio = synth(SPEECH)
     cfg = DetectorConfig(**{**DETECTOR.__dict__, "verify_threshold": 0.5})
     runtime = [k.time_s for k in fake_transcriber("gated", cfg).transcribe(audio).keywords]
+    assert len(runtime) == 1 and 1.2 < runtime[0] < 2.0  # the first "stop"; the blip is rejected
     tracer = fake_transcriber("gated", DetectorConfig(**{**cfg.__dict__, "threshold": 1.0001}))
     kt, kp, vt, vp = [], [], [], []
     tracer.on_kws_scores = lambda t, p: (kt.append(t), kp.append(p))

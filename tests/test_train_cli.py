@@ -283,16 +283,47 @@ def test_unreadable_backup_gets_a_one_line_error(tmp_path):
     assert run_cli(*args, "--fresh").returncode == 0
 
 
+def _tiny_keras_model(keras):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    return model
+
+
 def test_backup_writes_leave_no_partial_files(tmp_path):
     keras = pytest.importorskip("keras")
     from kws_tf.train.fitting import AtomicBackupAndRestore
 
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    model.compile("adam", "mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))  # nonzero data: each epoch changes the weights
+    model = _tiny_keras_model(keras)
     backup = AtomicBackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
-    model.fit(np.zeros((8, 3)), np.zeros((8, 2)), epochs=2, verbose=0, callbacks=[backup])
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[backup])
     assert sorted(os.listdir(tmp_path / "backup")) == ["latest.weights.h5", "training_metadata.json"]
     assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 2
+
+    # A write that fails half-way (disk full, say) at the end of epoch 2 leaves the complete epoch 1 backup.
+    model = _tiny_keras_model(keras)
+    save_weights, saved = model.save_weights, []
+
+    def failing_save_weights(filepath, *args, **kwargs):  # Keras's own name: it passes filepath=...
+        if saved:
+            with open(filepath, "wb") as f:
+                f.write(b"\x89HDF\r\n garbage")  # a partial file, then the failure
+            raise OSError(28, "No space left on device")
+        save_weights(filepath, *args, **kwargs)
+        saved.append([w.copy() for w in model.get_weights()])
+
+    model.save_weights = failing_save_weights
+    backup = AtomicBackupAndRestore(str(tmp_path / "failing"), delete_checkpoint=False)
+    with pytest.raises(OSError, match="No space left"):
+        model.fit(x, y, epochs=3, verbose=0, callbacks=[backup])
+    assert len(saved) == 1
+    folder = tmp_path / "failing"
+    assert json.loads((folder / "training_metadata.json").read_text())["epoch"] == 1
+    restored = _tiny_keras_model(keras)
+    restored.load_weights(str(folder / "latest.weights.h5"))
+    assert all(np.array_equal(a, b) for a, b in zip(restored.get_weights(), saved[0], strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(model.get_weights(), saved[0], strict=True))  # epoch 2 trained on
 
 
 def _model_output(models_dir: str, task: str = "words") -> np.ndarray:
