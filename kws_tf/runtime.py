@@ -123,6 +123,14 @@ def _config(cls, data: dict, sidecar: str):
         raise ModelDirError(f"{sidecar}: {exc}; correct it or re-export the model") from None
 
 
+def detector_config(models_dir: str) -> DetectorConfig:
+    """The gate setting of ``models_dir/kws/model.json``, checked as the runtime loads it: a missing sidecar or a
+    bad value is a ModelDirError naming the file (one line), not a traceback in a tool."""
+    thresholds = load_sidecar(models_dir, "kws").get("thresholds", {})
+    return _config(DetectorConfig, thresholds.get("detector", {}) if isinstance(thresholds, dict) else thresholds,
+                   sidecar_path(models_dir, "kws"))
+
+
 class Transcriber:
     """Streaming keyword-gated transcription.
 

@@ -3,6 +3,7 @@ on a split, print the grid, and --write stores a setting from the grid in the ri
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -33,7 +34,7 @@ def _sidecar(models: str, task: str) -> dict:
         return json.load(f)
 
 
-def test_tune_detector_writes_a_verified_gate_setting(models, tiny_data_dir, tmp_path, capsys):
+def test_tune_detector_writes_the_best_setting_of_a_grid_with_verification(models, tiny_data_dir, tmp_path, capsys):
     import numpy as np
 
     tool = _tool("tune_detector")
@@ -51,6 +52,14 @@ def test_tune_detector_writes_a_verified_gate_setting(models, tiny_data_dir, tmp
     assert tuned["detector_tuning"]["split"] == "test"
     det = tuned["detector"]
     assert det["threshold"] in tool.THRESHOLDS and det["verify_threshold"] in tool.VERIFY_THRESHOLDS
+    # The grid tries every verification window and threshold (0: none) for each smoothing and patience;
+    # the best may well be unverified (ties go to the earlier setting, and 0.0 comes first).
+    n_verify = len(tool.VERIFY_WINDOWS_S) * len(tool.VERIFY_THRESHOLDS)
+    assert out.count(f"(over {n_verify} verification settings)") == 9
+    # What --write stores is the setting printed on the "best:" line, with its recall.
+    best = re.search(r"^best: (\{.*\}) \(recall ([0-9.]+)\)$", out, re.MULTILINE)
+    assert det == ast.literal_eval(best.group(1))
+    assert round(tuned["detector_tuning"]["recall"], 3) == float(best.group(2))
     assert det["verify_window_s"] in tool.VERIFY_WINDOWS_S and det["smoothing_frames"] in (1, 3, 5)
     assert _sidecar(models, "words") == before  # only the keyword sidecar changes
     with np.load(traces) as saved:  # one keyword score per frame, one word-model score per window
@@ -664,6 +673,26 @@ def test_kfold_gate_bad_budget_or_current_fails_before_reading_grids(tmp_path, c
                             "'python -m kws_tf.train' exported (e.g. saved_models/)")
 
 
+def test_a_bad_gate_setting_in_the_sidecar_is_one_line_in_every_tool(models, tiny_data_dir, tmp_path, capsys):
+    """A hand-edited gate setting of the wrong type is named with its sidecar before any work, as the runtime
+    names it, not a traceback from inside the tool."""
+    sidecar = _sidecar(models, "kws")
+    sidecar["thresholds"]["detector"]["smoothing_frames"] = "five"
+    with open(os.path.join(models, "kws", "model.json"), "w", encoding="utf-8") as f:
+        json.dump(sidecar, f)
+    want = f"{os.path.join(models, 'kws', 'model.json')}: smoothing_frames is 'five', not a whole number"
+    grids = [str(tmp_path / "fold1.json"), str(tmp_path / "fold2.json")]
+    for tool, argv in (("tune_detector", ["--models", models, "--data-dir", tiny_data_dir, "--minutes", "1"]),
+                       ("kfold_gate", [*grids, "--current", models])):
+        with pytest.raises(SystemExit) as e:
+            _tool(tool).main(argv)
+        assert str(e.value).startswith(f"error: {want}") and "\n" not in str(e.value), tool
+    traces = str(tmp_path / "none.npz")
+    assert _tool("false_alarm_words").main(["--models", models, "--data-dir", tiny_data_dir, "--traces", traces]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {want}")
+
+
 def _small_decoder_tool():
     """tools/tune_decoder.py with a one-point grid, for tests of what it reads and records."""
     tool = _tool("tune_decoder")
@@ -747,7 +776,7 @@ def test_keyword_confusions_ranks_words_and_suggests_them(models, tiny_data_dir,
 
 
 def test_keyword_confusions_bad_data_dir_is_one_line(models, tmp_path, capsys):
-    assert _tool("keyword_confusions").main(["--models", models, "--data-dir", str(tmp_path / "missing"), "--quiet"]) == 2
+    assert _tool("keyword_confusions").main(["--models", models, "--data-dir", str(tmp_path / "missing"), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "missing" in err[0]
 
@@ -881,7 +910,7 @@ def test_false_alarm_words_names_the_word_before_each_false_alarm(models, tiny_d
     first = lines[next(i for i, line in enumerate(lines) if line.startswith("words the verifier confirms as 'stop'")) + 1]
     assert first.split()[:4] == ["stop", str(k), "of", str(n)] and first.endswith("(the keyword itself)") and n == len(spans)
     other = write_tree(str(tmp_path / "other"), speakers=3, per_speaker=1)
-    assert tool.main(["--models", models, "--data-dir", other, "--traces", traces]) == 2
+    assert tool.main(["--models", models, "--data-dir", other, "--traces", traces]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not hold the traces' keywords" in err[0] and traces in err[0]
 

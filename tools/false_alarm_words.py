@@ -21,12 +21,13 @@ import sys
 import numpy as np
 
 from kws_tf.cli import doc_summary, fold_arg, FOLD_HELP, LISTS_HELP, UsageParser
-from kws_tf.config import DetectorConfig, from_dict
+from kws_tf.config import DetectorConfig
 from kws_tf.dataset import SPLITS, DataError, split_label
 from kws_tf.decisions import verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import keyword_stream, split_bank
 from kws_tf.evaluate.traces import check_same_models, model_digests, read_traces
+from kws_tf.runtime import detector_config
 from kws_tf.sidecar import ModelDirError, load_sidecar
 
 
@@ -70,12 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-alarms", type=int, default=2, help="suggest the words with at least this many false alarms")
     args = p.parse_args(argv)
     try:
-        sidecar = load_sidecar(args.models, "kws")
+        sidecar, cfg = load_sidecar(args.models, "kws"), detector_config(args.models)
     except ModelDirError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1
     keyword = sidecar["keyword"]
-    cfg = from_dict(DetectorConfig, sidecar.get("thresholds", {}).get("detector", {}))
     alarms: collections.Counter = collections.Counter()
     confirmed: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     hours, caught, keywords, banks, digests = 0.0, 0, 0, {}, {}
@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         split = str(stream.get("split", "")).split(" ")[0]
         if split not in SPLITS or "seed" not in stream or "minutes" not in stream:
             print(f"error: {path}: saved without its stream record; save it again with tools/tune_detector.py --save-traces", file=sys.stderr)
-            return 2
+            return 1
         if split_label(split, args.fold, args.lists_dir) != stream["split"]:
             print(f"error: {path}: a stream of the '{stream['split']}' split; pass the --fold and --lists-dir it was saved with", file=sys.stderr)
-            return 2
+            return 1
         precision = stream.get("precision", "float32")
         try:
             if precision not in digests:  # the package's files at each precision the traces were saved at, once
@@ -97,13 +97,13 @@ def main(argv: list[str] | None = None) -> int:
                 banks[split] = split_bank(args.data_dir, split, args.fold, args.lists_dir)
         except (DataError, ModelDirError) as e:
             print(f"error: {e}", file=sys.stderr)
-            return 2
+            return 1
         words = stream_words(banks[split], keyword, float(stream["minutes"]), int(stream["seed"]))
         kw = np.array([(s, e) for w, s, e in words if w == keyword]).reshape(-1, 2)
         if kw.shape != spans.shape or not np.allclose(kw, spans, atol=1e-6):
             print(f"error: {path}: the stream rebuilt from {args.data_dir} does not hold the traces' keywords; "
                   "pass the --data-dir the traces were saved from", file=sys.stderr)
-            return 2
+            return 1
         verify = (vt, vp) if len(vt) else None
         found = metrics.detections(t, pr, cfg, cfg.threshold, verify)
         false_fires = metrics.false_alarm_times(found, spans)

@@ -63,11 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         bank = split_bank(args.data_dir, args.split, lists_dir=args.lists_dir)
     except (ModelDirError, ModelLoadError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     keyword = sidecar["keyword"]
     if not len(bank.words):
         print(f"error: {args.data_dir}: no clips in the {args.split} split; choose another --split", file=sys.stderr)
-        return 2
+        return 1
     clip_s = float(sidecar["input"]["clip_s"])
     scores = peak_scores(model, bank, from_dict(FeatureConfig, sidecar["features"]), keyword, clip_s, args.snr_db, args.seed, not args.quiet)
     rate = {w: float(np.mean(v >= args.threshold)) for w, v in scores.items()}

@@ -24,18 +24,15 @@ import os
 import sys
 
 from kws_tf.cli import doc_summary, UsageParser
-from kws_tf.config import DetectorConfig, from_dict, to_dict
+from kws_tf.config import DetectorConfig, to_dict
 from kws_tf.evaluate.gate_grid import best_at, check_one_recipe, count_at, folds_of, load_grid, pool
-from kws_tf.sidecar import ModelDirError, load_sidecar, sidecar_path
+from kws_tf.runtime import detector_config
+from kws_tf.sidecar import ModelDirError, sidecar_path
 
 
-def current_setting(models: str, paths: list[str], grids: list, folds: list[tuple[int, int]]) -> None:
-    """Print the keywords caught and false alarms of ``models``' gate setting on each fold's grid and on
-    all of them; exits with a one-line error when the sidecar has no setting or the grids lack its point."""
-    try:
-        cfg = from_dict(DetectorConfig, load_sidecar(models, "kws").get("thresholds", {}).get("detector", {}))
-    except (ModelDirError, ValueError, TypeError) as e:
-        raise SystemExit(f"error: {e}")
+def current_setting(models: str, cfg: DetectorConfig, paths: list[str], grids: list, folds: list[tuple[int, int]]) -> None:
+    """Print the keywords caught and false alarms of ``models``' gate setting ``cfg`` on each fold's grid and
+    on all of them; exits with a one-line error when the grids lack its point."""
     caught = false_alarms = keywords = 0
     seconds = 0.0
     for path, grid, (k, n) in zip(paths, grids, folds):
@@ -67,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.current and not os.path.exists(sidecar_path(args.current, "kws")):  # load_sidecar's message names --models
         raise SystemExit(f"error: --current {args.current}: no {sidecar_path(args.current, 'kws')}; point --current at a "
                          "folder that 'python -m kws_tf.train' exported (e.g. saved_models/)")
+    try:
+        current = detector_config(args.current) if args.current else None  # a bad setting fails before the grids are read
+    except ModelDirError as e:
+        raise SystemExit(f"error: {e}")
     grids = [load_grid(path) for path in args.grids]
     try:
         folds = folds_of(grids, args.grids)  # one fold each, all of one split: no speaker both tuned on and held out
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: {', '.join(args.grids)}: {e}")
 
     if args.current:
-        current_setting(args.current, args.grids, grids, folds)
+        current_setting(args.current, current, args.grids, grids, folds)
 
     caught = false_alarms = keywords = 0
     seconds = 0.0

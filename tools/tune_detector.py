@@ -33,14 +33,14 @@ import sys
 import numpy as np
 
 from kws_tf.cli import doc_summary, fold_arg, output_problem, FOLD_HELP, LISTS_HELP, UsageParser
-from kws_tf.config import DetectorConfig, from_dict, to_dict
+from kws_tf.config import DetectorConfig, to_dict
 from kws_tf.dataset import SPLITS, DataError, split_label
 from kws_tf.decisions import KeywordDetector, verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.gate_grid import best_at, from_rows, save_grid
 from kws_tf.evaluate.streams import keyword_stream, split_bank
 from kws_tf.evaluate.traces import check_same_models, load_traces, model_digests, model_recipes, save_traces
-from kws_tf.runtime import Transcriber
+from kws_tf.runtime import Transcriber, detector_config
 from kws_tf.sidecar import ModelDirError, load_sidecar, save_sidecar
 from kws_tf.tflite_model import ModelLoadError
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--save-grid {args.save_grid}: is also --save-traces; give the grid a file of its own")
 
     try:
-        sidecar = load_sidecar(args.models, "kws")
+        sidecar, base = load_sidecar(args.models, "kws"), detector_config(args.models)
         digests = model_digests(args.models, args.precision)
         recipes = model_recipes(args.models)
     except ModelDirError as e:
@@ -234,7 +234,6 @@ def main(argv: list[str] | None = None) -> int:
     if not len(vt):
         print(f"the word model has no class {keyword!r}: tuning without verification", file=sys.stderr)
 
-    base = from_dict(DetectorConfig, sidecar.get("thresholds", {}).get("detector", {}))
     splits = sorted({s.get("split", "unknown") for s in streams})
     print(f"{'+'.join(splits)} split: {len(spans_arr)} keywords in {duration / 60:.0f} min; recall at <= {args.fa_per_hour:g} FA/h")
     verify = (vt, vp) if len(vt) else None

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws_tf.config import DetectorConfig, FeatureConfig, from_dict
+from kws_tf.config import FeatureConfig, from_dict
 from kws_tf.dataset import CORE_WORDS
 from kws_tf.decisions import is_word_label
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import WordBank, add_noise, keyword_stream, sentences, training_like_clips
 from kws_tf.features import log_mel
-from kws_tf.runtime import Transcriber
+from kws_tf.runtime import Transcriber, detector_config
 from kws_tf.sidecar import VERIFIER, load_sidecar, load_verifiers, model_file
 from kws_tf.tflite_model import TFLiteModel
 
@@ -99,8 +99,7 @@ def evaluate_keyword(models_dir: str, precision: str, bank: WordBank, settings: 
     replayed through ``KeywordDetector`` and, when the sidecar sets it, the word model's verification
     over its keyword-probability trace), and frame F1 on training-like 10 s clips."""
     keyword, _ = vocabulary(models_dir)
-    sidecar = load_sidecar(models_dir, "kws")
-    detector = from_dict(DetectorConfig, sidecar.get("thresholds", {}).get("detector", {}))
+    detector = detector_config(models_dir)
     tr = Transcriber.from_dir(models_dir, precision, mode="gated", detector_overrides={"threshold": NEVER_FIRES})
     times, probs = _trace(tr)
     verify_t: list[np.ndarray] = []
