@@ -33,6 +33,32 @@ class UsageParser(argparse.ArgumentParser):
         raise SystemExit(1)
 
 
+def default_models_dir() -> str:
+    """``./saved_models`` if it exists, else ``saved_models/`` in the repository holding this package."""
+    if os.path.isdir("saved_models"):
+        return "saved_models"
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The options ``transcribe`` and ``live`` share: which package and precision to run, and the sidecar
+    thresholds they may override (read back by ``transcriber_kwargs``)."""
+    p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ and verifier_NAME/ (default: saved_models/)")
+    p.add_argument("--precision", choices=("float32", "int8"), default="float32", help="which TFLite model to run")
+    p.add_argument("--threshold", type=float, help="keyword detection threshold (overrides the sidecar)")
+    p.add_argument("--word-threshold", type=float, help="word score threshold (overrides the sidecar)")
+    p.add_argument("--verify-threshold", type=float, help="keyword probability the word model (MODELS/verifier/ if there is one, averaged with any MODELS/verifier_NAME/) must "
+                   "confirm each keyword detection with; 0 turns verification off (overrides the sidecar)")
+
+
+def transcriber_kwargs(args: argparse.Namespace, mode: str) -> dict:
+    """``Transcriber.from_dir`` arguments from ``add_model_options``' options."""
+    return {"models_dir": args.models or default_models_dir(), "precision": args.precision, "mode": mode,
+            "detector_overrides": {k: v for k, v in (("threshold", args.threshold), ("verify_threshold", args.verify_threshold))
+                                   if v is not None},
+            "decoder_overrides": {} if args.word_threshold is None else {"threshold": args.word_threshold}}
+
+
 def run_main(prog: str, parser: argparse.ArgumentParser, argv: list[str] | None, run: Callable[[argparse.Namespace], int],
              errors: tuple[type[BaseException], ...] = ()) -> int:
     """Parse ``argv`` and call ``run(args)``; returns its exit code, 0 for ``--help``, 1 for a usage

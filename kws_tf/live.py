@@ -20,12 +20,11 @@ import numpy as np
 import soxr
 
 from kws_tf.audio_io import write_wav_atomic
-from kws_tf.cli import UsageError, UsageParser, check_thresholds
+from kws_tf.cli import UsageError, UsageParser, add_model_options, check_thresholds, transcriber_kwargs
 from kws_tf.decisions import KeywordEvent, UtteranceEnd
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError
 from kws_tf.tflite_model import ModelLoadError
-from kws_tf.transcribe import transcriber_kwargs
 
 PROG = "python -m kws_tf.live"
 PREROLL_S = 1.5  # saved utterances start this long before the keyword fired, so they include it
@@ -209,17 +208,12 @@ def _device(value: str) -> int | str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = UsageParser(prog=PROG, description="Listen to the microphone; print when the keyword fires and the words after it.")
-    p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ and verifier_NAME/ (default: saved_models/)")
     p.add_argument("--device", type=_device, default=None, help="input device index or name (default: system default)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     p.add_argument("--save-dir", help="keep each utterance as a WAV file here")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds of audio")
     p.add_argument("--no-gate", action="store_true", help="transcribe all words, not only after the keyword")
-    p.add_argument("--precision", choices=("float32", "int8"), default="float32")
-    p.add_argument("--threshold", type=float, help="keyword detection threshold (overrides the sidecar)")
-    p.add_argument("--word-threshold", type=float, help="word score threshold (overrides the sidecar)")
-    p.add_argument("--verify-threshold", type=float, help="keyword probability the word model (MODELS/verifier/ if there is one, averaged with any MODELS/verifier_NAME/) must "
-                   "confirm each keyword detection with; 0 turns verification off (overrides the sidecar)")
+    add_model_options(p)
     p.add_argument("--block-ms", type=float, default=50.0, help="audio block size (default: 50 ms)")
     return p
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 from kws_tf.audio_io import AUDIO_EXTENSIONS, AudioError, audio_duration_s, iter_audio_blocks, read_audio
-from kws_tf.cli import UsageError, UsageParser, check_thresholds, output_problem, run_main
+from kws_tf.cli import UsageError, UsageParser, add_model_options, check_thresholds, output_problem, run_main, transcriber_kwargs
 from kws_tf.atomic_write import atomic_path
 from kws_tf.runtime import Transcriber, result_from_events
 from kws_tf.sidecar import ModelDirError
@@ -29,41 +29,21 @@ PROG = "python -m kws_tf.transcribe"
 FORMATS = ("text", "jsonl", "csv")
 
 
-def default_models_dir() -> str:
-    """``./saved_models`` if it exists, else ``saved_models/`` in the repository holding this package."""
-    if os.path.isdir("saved_models"):
-        return "saved_models"
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = UsageParser(prog=PROG, description="Transcribe recordings: words spoken after the keyword (default), all "
                 "words (--no-gate), or the one word of a clip (--single-word).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders (searched recursively) or globs")
-    p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ and verifier_NAME/ (default: saved_models/)")
     p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     p.add_argument("--output", metavar="FILE", help="write here instead of stdout (atomically; an existing file is kept when every input fails)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--no-gate", action="store_true", help="transcribe all words, not only after the keyword")
     mode.add_argument("--single-word", action="store_true", help="each file is one word clip: report its top word")
-    p.add_argument("--precision", choices=("float32", "int8"), default="float32", help="which TFLite model to run")
-    p.add_argument("--threshold", type=float, help="keyword detection threshold (overrides the sidecar)")
-    p.add_argument("--word-threshold", type=float, help="word score threshold (overrides the sidecar)")
-    p.add_argument("--verify-threshold", type=float, help="keyword probability the word model (MODELS/verifier/ if there is one, averaged with any MODELS/verifier_NAME/) must "
-                   "confirm each keyword detection with; 0 turns verification off (overrides the sidecar)")
+    add_model_options(p)
     p.add_argument("--jobs", type=int, default=1, help="files decoded in parallel (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--plot", metavar="DIR", help="also write a PNG per file into DIR: waveform with keyword and word "
                    "segments, keyword probability over time (needs matplotlib)")
     return p
-
-
-def transcriber_kwargs(args: argparse.Namespace, mode: str) -> dict:
-    """``Transcriber.from_dir`` arguments from the options both CLIs share."""
-    return {"models_dir": args.models or default_models_dir(), "precision": args.precision, "mode": mode,
-            "detector_overrides": {k: v for k, v in (("threshold", args.threshold), ("verify_threshold", args.verify_threshold))
-                                   if v is not None},
-            "decoder_overrides": {} if args.word_threshold is None else {"threshold": args.word_threshold}}
 
 
 def expand_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:

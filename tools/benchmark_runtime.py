@@ -19,10 +19,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from kws_tf.audio_io import read_audio  # noqa: E402
-from kws_tf.cli import doc_summary, UsageParser  # noqa: E402
+from kws_tf.cli import default_models_dir, doc_summary, UsageParser  # noqa: E402
 from kws_tf.runtime import Transcriber  # noqa: E402
 from kws_tf.sidecar import verifier_folders  # noqa: E402
-from kws_tf.transcribe import default_models_dir  # noqa: E402
 
 SR = 16000
 # The base install's distributions (setup.cfg install_requires and what they pull in).

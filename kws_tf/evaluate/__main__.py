@@ -16,7 +16,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from kws_tf.cli import FOLD_HELP, LISTS_HELP, UsageError, UsageParser, fold_arg, run_main
+from kws_tf.cli import FOLD_HELP, LISTS_HELP, UsageError, UsageParser, default_models_dir, fold_arg, run_main
 from kws_tf.dataset import SPLITS, DataError, DatasetIndex, fold_text, index_speech_commands, load_clips, load_noise
 from kws_tf.evaluate import metrics, plots, report, suite
 from kws_tf.evaluate.peer import PEERS, PeerError, PocketSphinx, evaluate_pocketsphinx
@@ -24,7 +24,6 @@ from kws_tf.evaluate.streams import STREAM_SNR_DB, WordBank, sentences
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError
 from kws_tf.tflite_model import ModelLoadError
-from kws_tf.transcribe import default_models_dir
 
 PROG = "python -m kws_tf.evaluate"
 FORMAT = "kws_tf.evaluate/1"
