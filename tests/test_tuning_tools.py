@@ -300,6 +300,8 @@ def test_kfold_gate_bad_grids_are_one_line(models, tiny_data_dir, tmp_path, caps
     assert f"a1.json's word model was made with word_data.keyword_share={share!r} and " in mixed
     assert f"b2.json's with word_data.keyword_share={share + 0.2!r}: give the grids of one recipe" in mixed
     assert "not_a_grid.json" in refused(one, str(bad))
+    with pytest.raises(ValueError, match=r"not_a_grid.json: not a gate grid"):  # kfold_gate prints it as above
+        load_grid(str(bad))
     assert "different settings or thresholds" in refused(one, saved("other.json", "validation fold 3/5", shift=0.001))
     again = refused(one, saved("one_again.json", "validation fold 1/5", seed=22))  # tuned on and held out at once
     assert "one.json and " in again and "one_again.json are both fold 1/5" in again
@@ -605,6 +607,11 @@ def test_pair_traces_bad_input_or_out_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         pair([cut, str(tmp_path / "whole.npz"), "--out", str(tmp_path / "p.npz")])
     assert str(e.value).startswith(f"error: {cut}: not a traces file from --save-traces") and "\n" not in str(e.value)
+    from kws_tf.evaluate.traces import TraceError, read_traces
+
+    with pytest.raises(TraceError) as e:  # the library raises; the tools print "error: " and the message
+        read_traces(cut)
+    assert str(e.value).startswith(f"{cut}: not a traces file from --save-traces")
     afile = tmp_path / "afile"
     afile.write_text("x")
     assert f"--out {afile}/p.npz: {afile} is not a folder; give a file in an existing folder" in \
@@ -867,7 +874,7 @@ def test_grid_builds_the_verifier_lookup_once_per_window_with_the_same_points(mo
 def test_false_alarm_words_names_the_word_before_each_false_alarm(models, tiny_data_dir, tmp_path, capsys):
     """The tool replays the package's gate on saved traces: as many false alarms as the replay counts, each
     named by a word of the stream (never the keyword's own span: those are hits), and suggests the words
-    with enough of them; a stream rebuilt from other data is refused in one line."""
+    with enough of them; a stream rebuilt from other data, or a file that is not traces, is refused in one line."""
     import numpy as np
 
     from conftest import write_tree
@@ -913,6 +920,10 @@ def test_false_alarm_words_names_the_word_before_each_false_alarm(models, tiny_d
     assert tool.main(["--models", models, "--data-dir", other, "--traces", traces]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not hold the traces' keywords" in err[0] and traces in err[0]
+    cut = _cut_traces(tmp_path)  # not a traces file: one line and exit 1, like the tool's other errors
+    assert tool.main(["--models", models, "--data-dir", tiny_data_dir, "--traces", cut]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {cut}: not a traces file from --save-traces")
 
 
 def test_false_alarm_words_word_before_takes_the_last_word_started():

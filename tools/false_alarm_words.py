@@ -26,7 +26,7 @@ from kws_tf.dataset import SPLITS, DataError, split_label
 from kws_tf.decisions import verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import keyword_stream, split_bank
-from kws_tf.evaluate.traces import check_same_models, model_digests, read_traces
+from kws_tf.evaluate.traces import TraceError, check_same_models, model_digests, read_traces
 from kws_tf.runtime import detector_config
 from kws_tf.sidecar import ModelDirError, load_sidecar
 
@@ -80,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     confirmed: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     hours, caught, keywords, banks, digests = 0.0, 0, 0, {}, {}
     for path in args.traces:
-        (t, pr, spans, duration, vt, vp), stream = read_traces(path)
+        try:
+            (t, pr, spans, duration, vt, vp), stream = read_traces(path)
+        except TraceError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         split = str(stream.get("split", "")).split(" ")[0]
         if split not in SPLITS or "seed" not in stream or "minutes" not in stream:
             print(f"error: {path}: saved without its stream record; save it again with tools/tune_detector.py --save-traces", file=sys.stderr)
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             check_same_models([{"file": path, **stream}], digests[precision], args.models)
             if split not in banks:
                 banks[split] = split_bank(args.data_dir, split, args.fold, args.lists_dir)
-        except (DataError, ModelDirError) as e:
+        except (DataError, ModelDirError, TraceError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
         words = stream_words(banks[split], keyword, float(stream["minutes"]), int(stream["seed"]))

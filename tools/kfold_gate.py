@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         current = detector_config(args.current) if args.current else None  # a bad setting fails before the grids are read
     except ModelDirError as e:
         raise SystemExit(f"error: {e}")
-    grids = [load_grid(path) for path in args.grids]
     try:
+        grids = [load_grid(path) for path in args.grids]
         folds = folds_of(grids, args.grids)  # one fold each, all of one split: no speaker both tuned on and held out
         unrecorded = check_one_recipe(grids, args.grids)  # and all of one recipe
     except ValueError as e:

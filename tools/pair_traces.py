@@ -15,7 +15,7 @@ import os
 import sys
 
 from kws_tf.cli import doc_summary, output_problem, UsageParser
-from kws_tf.evaluate.traces import pair_traces, save_traces
+from kws_tf.evaluate.traces import TraceError, pair_traces, save_traces
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--out {args.out}: is one of the inputs; write the pair to a new file")
     if problem := output_problem(args.out):
         p.error(f"--out {args.out}: {problem}")
-    traces, stream = pair_traces(args.keyword_traces, args.verifier_traces)
+    try:
+        traces, stream = pair_traces(args.keyword_traces, args.verifier_traces)
+    except TraceError as e:
+        raise SystemExit(f"error: {e}")
     save_traces(args.out, traces, stream)
     print(f"wrote {args.out}: keyword scores of {args.keyword_traces}, word-model scores of {args.verifier_traces} "
           f"({stream['split']} seed {stream['seed']}, {len(traces[2])} keywords); tune it with "

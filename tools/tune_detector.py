@@ -37,9 +37,10 @@ from kws_tf.config import DetectorConfig, to_dict
 from kws_tf.dataset import SPLITS, DataError, split_label
 from kws_tf.decisions import KeywordDetector, verify_scores_at
 from kws_tf.evaluate import metrics
-from kws_tf.evaluate.gate_grid import best_at, from_rows, save_grid
+from kws_tf.evaluate.gate_grid import best_at, best_by_pair, from_rows, save_grid
 from kws_tf.evaluate.streams import keyword_stream, split_bank
-from kws_tf.evaluate.traces import check_same_models, load_traces, model_digests, model_recipes, save_traces
+from kws_tf.evaluate.traces import (NEVER_FIRES, TraceError, check_same_models, load_traces, model_digests, model_recipes,
+                                   save_traces, stream_traces)
 from kws_tf.runtime import Transcriber, detector_config
 from kws_tf.sidecar import ModelDirError, load_sidecar, save_sidecar
 from kws_tf.tflite_model import ModelLoadError
@@ -53,21 +54,11 @@ def collect_traces(models: str, bank, keyword: str, minutes: float, seed: int, p
     """Run the package once over the seeded keyword stream with the gate closed: the keyword model's
     ``(times, probs)``, the keyword spans, the stream's duration and the word model's keyword trace
     ``(verify_times, verify_probs)`` (empty when the word model has no keyword class)."""
-    tr = Transcriber.from_dir(models, precision, detector_overrides={"threshold": 1.0001})
-    times, probs, spans, duration = [], [], [], 0.0
-    tr.on_kws_scores = lambda t, pr: (times.append(np.asarray(t, float)), probs.append(np.asarray(pr, np.float32)))
-    verify_t, verify_p = [], []
-    tr.on_verify_scores = lambda t, pr: (verify_t.append(np.asarray(t, float)), verify_p.append(np.asarray(pr, np.float32)))
-    for start_s, seg in keyword_stream(bank, keyword, minutes, seed):
-        tr.feed(seg.audio)
-        spans.append(seg.keyword_spans + start_s)
-        duration = start_s + len(seg.audio) / 16000.0
-    if not times:
+    tr = Transcriber.from_dir(models, precision, detector_overrides={"threshold": NEVER_FIRES})
+    traces, _ = stream_traces(tr, keyword_stream(bank, keyword, minutes, seed))
+    if not len(traces[0]):
         raise SystemExit(f"error: --minutes {minutes:g}: a stream this short gives the keyword model no window to score; give more minutes")
-    t, pr, spans_arr = np.concatenate(times), np.concatenate(probs), np.concatenate(spans)
-    keep = t <= duration
-    vt, vp = (np.concatenate(verify_t), np.concatenate(verify_p)) if verify_t else (np.zeros(0), np.zeros(0))
-    return t[keep], pr[keep], spans_arr, duration, vt, vp
+    return traces
 
 
 def replay(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, verify: metrics.Trace | None,
@@ -118,11 +109,10 @@ def grid(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, veri
 
 
 def search(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, verify: metrics.Trace | None,
-           base: DetectorConfig, fa_per_hour: float, verify_choices: list[tuple[float, float]],
-           report: bool = False) -> tuple[float, DetectorConfig] | None:
+           base: DetectorConfig, fa_per_hour: float, verify_choices: list[tuple[float, float]]) -> tuple[float, DetectorConfig] | None:
     """The grid: the best ``(recall, setting)`` at <= ``fa_per_hour`` over smoothing, patience,
     verification window and threshold and the keyword threshold (None if no setting meets the budget)."""
-    return best_at(grid(t, pr, spans, duration, verify, base, verify_choices), fa_per_hour, report)
+    return best_at(grid(t, pr, spans, duration, verify, base, verify_choices), fa_per_hour)
 
 
 def half_check(t: np.ndarray, pr: np.ndarray, spans: np.ndarray, duration: float, verify: metrics.Trace | None,
@@ -204,14 +194,18 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: {e}")
     keyword = sidecar["keyword"]
     held_out = None
-    if args.held_out:  # bad files fail before the long run
-        held_out, held_streams = load_traces(args.held_out)
-        if not args.any_models:
-            check_same_models(held_streams, digests, args.models)
+    try:
+        if args.held_out:  # bad files fail before the long run
+            held_out, held_streams = load_traces(args.held_out)
+            if not args.any_models:
+                check_same_models(held_streams, digests, args.models)
+        if args.traces:
+            traces, streams = load_traces(args.traces)
+            if not args.any_models:
+                check_same_models(streams, digests, args.models)
+    except TraceError as e:
+        raise SystemExit(f"error: {e}")
     if args.traces:
-        traces, streams = load_traces(args.traces)
-        if not args.any_models:
-            check_same_models(streams, digests, args.models)
         described = ", ".join(f"{s['file']} ({s['split']} seed {s['seed']})" if "split" in s else f"{s['file']} (no stream record)"
                               for s in streams)
         print(f"tuning on saved traces: {described}")
@@ -241,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.save_grid:
         save_grid(args.save_grid, from_rows(rows, len(spans_arr), duration, streams))
         print(f"saved the grid's counts to {args.save_grid} (pool them with other streams' in tools/kfold_gate.py)")
-    best = best_at(rows, args.fa_per_hour, report=True)
+    by_pair = best_by_pair(rows, args.fa_per_hour)
+    for (smoothing, patience), recall in by_pair.items():
+        print(f"  smoothing {smoothing}  patience {patience}: best recall {recall:.3f} "
+              f"(over {len(rows) // max(len(by_pair), 1)} verification settings)", flush=True)
+    best = best_at(rows, args.fa_per_hour)
     current = metrics.recall_at_fa(metrics.det_points(t, pr, spans_arr, duration, base, THRESHOLDS, verify=verify), args.fa_per_hour)
     print(f"the sidecar's current setting (its threshold swept): recall {current['recall'] or 0:.3f}")
     if best is None:

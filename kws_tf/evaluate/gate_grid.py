@@ -67,7 +67,7 @@ def save_grid(path: str, grid: GateGrid) -> None:
 
 
 def load_grid(path: str) -> GateGrid:
-    """A grid saved by ``save_grid``. Exits with a one-line error naming the file for anything else."""
+    """A grid saved by ``save_grid``. Raises ``ValueError`` naming the file for anything else (one line)."""
     try:
         with open(path, encoding="utf-8") as f:
             body = json.load(f)
@@ -81,7 +81,7 @@ def load_grid(path: str) -> GateGrid:
         if grid.caught.shape != shape or grid.false_alarms.shape != shape:
             raise ValueError(f"counts of shape {grid.caught.shape} / {grid.false_alarms.shape} for {shape} settings x thresholds")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise SystemExit(f"error: {path}: not a gate grid from tools/tune_detector.py --save-grid ({e}); save it again with --save-grid")
+        raise ValueError(f"{path}: not a gate grid from tools/tune_detector.py --save-grid ({e}); save it again with --save-grid")
     return grid
 
 
@@ -168,21 +168,25 @@ def check_one_recipe(grids: list[GateGrid], names: list[str]) -> list[str]:
     return unrecorded
 
 
-def best_at(rows: Rows, fa_per_hour: float, report: bool = False) -> tuple[float, DetectorConfig] | None:
+def best_at(rows: Rows, fa_per_hour: float) -> tuple[float, DetectorConfig] | None:
     """The best ``(recall, setting)`` of ``rows`` at <= ``fa_per_hour`` (None if none meets it); ties go
     to the earlier setting and, within one, to the higher threshold."""
-    best, per_pair = None, {}
+    best = None
     for vcfg, points in rows:
         point = metrics.recall_at_fa(points, fa_per_hour)
-        pair = (vcfg.smoothing_frames, vcfg.patience_frames)
-        per_pair[pair] = max(per_pair.get(pair, 0.0), point["recall"] or 0.0)
         if point["recall"] is not None and (best is None or point["recall"] > best[0]):
             best = (point["recall"], dataclasses.replace(vcfg, threshold=float(point["threshold"])))
-    if report:
-        n = len(rows) // max(len(per_pair), 1)
-        for (smoothing, patience), recall in per_pair.items():
-            print(f"  smoothing {smoothing}  patience {patience}: best recall {recall:.3f} (over {n} verification settings)", flush=True)
     return best
+
+
+def best_by_pair(rows: Rows, fa_per_hour: float) -> dict[tuple[int, int], float]:
+    """Per ``(smoothing_frames, patience_frames)`` of ``rows``, the best recall at <= ``fa_per_hour`` over
+    its verification settings (0 where none meets the budget): where in the grid the recall comes from."""
+    out: dict[tuple[int, int], float] = {}
+    for vcfg, points in rows:
+        pair = (vcfg.smoothing_frames, vcfg.patience_frames)
+        out[pair] = max(out.get(pair, 0.0), metrics.recall_at_fa(points, fa_per_hour)["recall"] or 0.0)
+    return out
 
 
 def count_at(grid: GateGrid, cfg: DetectorConfig) -> tuple[int, int]:

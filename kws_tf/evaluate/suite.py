@@ -17,6 +17,7 @@ from kws_tf.dataset import CORE_WORDS
 from kws_tf.decisions import is_word_label
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import WordBank, add_noise, keyword_stream, sentences, training_like_clips
+from kws_tf.evaluate.traces import NEVER_FIRES, stream_traces
 from kws_tf.features import log_mel
 from kws_tf.runtime import Transcriber, detector_config
 from kws_tf.sidecar import VERIFIER, load_sidecar, load_verifiers, model_file
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 
 SNRS_DB = (20.0, 10.0, 5.0, 0.0)
 FA_PER_HOUR = (0.5, 1.0)
-NEVER_FIRES = 1.0001  # detector threshold above any probability: scores are traced, no gate opens
 
 
 @dataclass(frozen=True)
@@ -101,35 +101,16 @@ def evaluate_keyword(models_dir: str, precision: str, bank: WordBank, settings: 
     keyword, _ = vocabulary(models_dir)
     detector = detector_config(models_dir)
     tr = Transcriber.from_dir(models_dir, precision, mode="gated", detector_overrides={"threshold": NEVER_FIRES})
-    times, probs = _trace(tr)
-    verify_t: list[np.ndarray] = []
-    verify_p: list[np.ndarray] = []
-    if detector.verify_threshold > 0:
-        tr.on_verify_scores = lambda t, p: (verify_t.append(np.asarray(t, float)), verify_p.append(np.asarray(p, np.float32)))
-    spans, duration, busy = [], 0.0, 0.0
     bar = _bar(round(settings.minutes * 60), f"{precision} keyword stream", settings, position, "s")
-    for start_s, seg in keyword_stream(bank, keyword, settings.minutes, settings.seed):
-        t0 = time.perf_counter()
-        for lo in range(0, len(seg.audio), 16000):
-            tr.feed(seg.audio[lo:lo + 16000])
-        busy += time.perf_counter() - t0
-        spans.append(seg.keyword_spans + start_s)
-        duration = start_s + len(seg.audio) / 16000.0
-        bar.update(round(len(seg.audio) / 16000.0))
-    tr.finish()
+    (t, p, spans_arr, duration, vt, vp), busy = stream_traces(
+        tr, keyword_stream(bank, keyword, settings.minutes, settings.seed), verify=detector.verify_threshold > 0,
+        finish=True, progress=lambda seconds: bar.update(round(seconds)))
     bar.close()
-    t, p = np.concatenate(times), np.concatenate(probs)
-    keep = t <= duration
-    t, p = t[keep], p[keep]
-    spans_arr = np.concatenate(spans) if spans else np.zeros((0, 2))
-    verify = (np.concatenate(verify_t), np.concatenate(verify_p)) if verify_t else None
+    verify = (vt, vp) if len(vt) else None
     lookup = metrics.verifier_lookup(t, detector, verify)  # the same for the sweep and the sidecar's threshold
     points = metrics.det_points(t, p, spans_arr, duration, detector, tolerance_s=settings.tolerance_s, verify=verify, lookup=lookup)
     at_default = metrics.det_points(t, p, spans_arr, duration, detector, [detector.threshold], settings.tolerance_s,
                                     verify, lookup)[0]
-    # The verification trace runs the word model on every window, which the runtime does only
-    # around detections: it is not part of the stream's cost.
-    busy -= tr.trace_busy_s
     return {
         "stream_s": duration,
         "keywords": int(len(spans_arr)),

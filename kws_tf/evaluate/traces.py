@@ -1,14 +1,17 @@
 """Saved score traces of a keyword stream (``tools/tune_detector.py --save-traces``): the keyword model's
 score per frame, the word model's "stop" score per window, the keyword spans, and where they came from
-(split, seed, minutes, digests of the model files). Tuning and pairing read them back (numpy only)."""
+(split, seed, minutes, digests of the model files). Tuning and pairing read them back (numpy only).
+Bad files and mismatched traces raise ``TraceError`` with a one-line message; the tools print it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import time
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -16,6 +19,11 @@ from kws_tf.atomic_write import atomic_path
 from kws_tf.sidecar import TASKS, confirming_folders, load_sidecar, model_file
 
 STREAM_KEYS = ("split", "seed", "minutes", "precision")  # the same keys, the same audio and scores
+NEVER_FIRES = 1.0001  # detector threshold above any probability: scores are traced, no gate opens
+
+
+class TraceError(Exception):
+    """A traces file that cannot be used as asked; the message is one line naming the file."""
 
 
 def model_digests(models: str, precision: str) -> dict:
@@ -60,7 +68,8 @@ def model_recipes(models: str) -> dict:
 def check_same_models(streams: list[dict], digests: dict, models: str) -> None:
     """Refuse traces saved from other models than ``models`` (a setting tuned on them would be written
     into the wrong package): per-model digests where the traces have them (paired traces have only
-    these), else the two files' joint digest. Traces saved without any digest are not checked."""
+    these), else the two files' joint digest. Traces saved without any digest are not checked. Raises
+    ``TraceError`` naming the first file of other models."""
     for s in streams:
         if f"{TASKS[0]}_digest" in s:
             differ = [task for task in TASKS if s.get(f"{task}_digest") != digests[f"{task}_digest"]]
@@ -68,9 +77,41 @@ def check_same_models(streams: list[dict], digests: dict, models: str) -> None:
             differ = [] if s.get("models_digest") in (None, digests["models_digest"]) else list(TASKS)
         if differ:
             names = " and ".join({"kws": "keyword", "words": "word"}[task] for task in differ)
-            raise SystemExit(f"error: {s['file']}: traces of another {names} model ({s.get('models', 'unknown')}, "
+            raise TraceError(f"{s['file']}: traces of another {names} model ({s.get('models', 'unknown')}, "
                              f"{s.get('precision', 'float32')}) than {models}'s; "
                              f"save traces of {models} with --save-traces, or pass the --models and --precision they came from")
+
+
+def stream_traces(tr, segments: Iterable, verify: bool = True, finish: bool = False,
+                  progress: Callable[[float], None] | None = None) -> tuple[tuple, float]:
+    """Feed a ``Transcriber`` whose gate never opens (threshold ``NEVER_FIRES``) the keyword stream
+    ``segments`` (``streams.keyword_stream``) in 1 s blocks and trace its scores: ``((times, probs, spans,
+    duration, verify_times, verify_probs), busy_s)``, the traces as ``save_traces`` takes them, keyword
+    scores up to the stream's end. ``verify``: also run the word model on every window for its keyword
+    score (slow; empty traces otherwise); ``finish``: end the stream with ``Transcriber.finish``, which
+    scores its last frames (and verifier windows reaching into the padding). ``busy_s``: seconds spent
+    feeding the audio, less the extra word-model runs of ``verify`` (the stream's own cost). ``progress``:
+    called with each segment's seconds."""
+    times, probs, verify_t, verify_p, spans, duration, busy = [], [], [], [], [], 0.0, 0.0
+    tr.on_kws_scores = lambda t, p: (times.append(np.asarray(t, float)), probs.append(np.asarray(p, np.float32)))
+    if verify:
+        tr.on_verify_scores = lambda t, p: (verify_t.append(np.asarray(t, float)), verify_p.append(np.asarray(p, np.float32)))
+    for start_s, seg in segments:
+        t0 = time.perf_counter()
+        for lo in range(0, len(seg.audio), 16000):  # the runtime's numbers do not depend on the block size
+            tr.feed(seg.audio[lo:lo + 16000])
+        busy += time.perf_counter() - t0
+        spans.append(seg.keyword_spans + start_s)
+        duration = start_s + len(seg.audio) / 16000.0
+        if progress is not None:
+            progress(len(seg.audio) / 16000.0)
+    if finish:
+        tr.finish()
+    t, p = (np.concatenate(times), np.concatenate(probs)) if times else (np.zeros(0), np.zeros(0, np.float32))
+    keep = t <= duration
+    vt, vp = (np.concatenate(verify_t), np.concatenate(verify_p)) if verify_t else (np.zeros(0), np.zeros(0))
+    spans_arr = np.concatenate(spans) if spans else np.zeros((0, 2))
+    return (t[keep], p[keep], spans_arr, duration, vt, vp), busy - tr.trace_busy_s
 
 
 def save_traces(path: str, traces: tuple, stream: dict) -> None:
@@ -84,13 +125,13 @@ def save_traces(path: str, traces: tuple, stream: dict) -> None:
 
 def read_traces(path: str) -> tuple[tuple, dict]:
     """One saved traces file: ``(times, probs, spans (K, 2), duration, verify_times, verify_probs)`` and its
-    stream record (empty for files saved without one). Exits with a one-line error for other files."""
+    stream record (empty for files saved without one). Raises ``TraceError`` for other files."""
     try:
         with np.load(path) as z:
             traces = (z["times"], z["probs"], z["spans"].reshape(-1, 2), float(z["duration"]), z["verify_times"], z["verify_probs"])
             stream = json.loads(str(z["stream"])) if "stream" in z.files else {}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # cut-off files too
-        raise SystemExit(f"error: {path}: not a traces file from --save-traces ({e}); save it again with --save-traces")
+        raise TraceError(f"{path}: not a traces file from --save-traces ({e}); save it again with --save-traces")
     return traces, stream
 
 
@@ -111,17 +152,17 @@ def pair_traces(keyword_path: str, verifier_path: str) -> tuple[tuple, dict]:
     """The keyword scores of one saved trace with the word-model scores of another saved on the same
     stream (same split, seed and minutes, same keyword spans): what a package of the first's keyword
     model and the second's word model would have saved, without running either again. Returns the
-    traces and their stream record (per-model digests from each file). Exits with a one-line error when
-    the two are not the same stream or lack the per-model digests."""
+    traces and their stream record (per-model digests from each file). Raises ``TraceError`` when the
+    two are not the same stream or lack the per-model digests."""
     (t, pr, spans, duration, _, _), ks = read_traces(keyword_path)
     (_, _, vspans, vduration, vt, vp), vs = read_traces(verifier_path)
     for key in (*STREAM_KEYS, "kws_digest", "words_digest"):
         if key not in ks or key not in vs:
             path = keyword_path if key not in ks else verifier_path
-            raise SystemExit(f"error: {path}: saved without its {key.replace('_', ' ')}; save it again with --save-traces")
+            raise TraceError(f"{path}: saved without its {key.replace('_', ' ')}; save it again with --save-traces")
     same = all(ks[k] == vs[k] for k in STREAM_KEYS)
     if not same or spans.shape != vspans.shape or not np.allclose(spans, vspans) or abs(duration - vduration) > 1e-6:
-        raise SystemExit(f"error: {keyword_path} and {verifier_path}: not the same stream ({ks['split']} seed {ks['seed']}, "
+        raise TraceError(f"{keyword_path} and {verifier_path}: not the same stream ({ks['split']} seed {ks['seed']}, "
                          f"{ks['minutes']} min, {ks['precision']} against {vs['split']} seed {vs['seed']}, {vs['minutes']} min, "
                          f"{vs['precision']}); pair traces saved with the same --split, --seed, --minutes and --precision")
     stream = {k: ks[k] for k in STREAM_KEYS}
