@@ -85,6 +85,11 @@ def _check_freq_warp(value: float) -> None:
         raise ValueError(f"freq_warp must be within 0..0.5 (a share of the frequency axis), not {value}")
 
 
+def _check_speed(value: tuple[float, float]) -> None:
+    if len(value) != 2 or not 0.0 < value[0] <= value[1]:
+        raise ValueError(f"speed must be a range low..high of factors above 0 (1: as recorded), not {list(value)}")
+
+
 def feature_difference(ours: FeatureConfig, theirs: FeatureConfig) -> str:
     """The fields two feature settings disagree on, for a message: ``"remove_dc true against false"``."""
     pairs = ((f.name, getattr(ours, f.name), getattr(theirs, f.name)) for f in dataclasses.fields(FeatureConfig))
@@ -137,6 +142,7 @@ class KwsConfig:
         if not 0.0 <= self.confusable_prob <= 1.0:
             raise ValueError(f"confusable_prob must be within 0..1, not {self.confusable_prob}")
         _check_freq_warp(self.freq_warp)
+        _check_speed(self.speed)
 
     def clip_samples(self, features: FeatureConfig) -> int:
         return int(round(self.clip_s * features.sample_rate_hz))
@@ -165,6 +171,7 @@ class WordConfig:
     noise_prob: float = 0.8
     snr_db: tuple[float, float] = (0.0, 25.0)
     gain_db: tuple[float, float] = (-10.0, 6.0)
+    speed: tuple[float, float] = (0.9, 1.1)  # speed perturbation (tempo and pitch) factor per example
     # Reverb: this share of examples is convolved with a synthetic room impulse response (exponential
     # noise tail, reverberation time and direct-to-reverberant ratio drawn from these ranges).
     reverb_prob: float = 0.0
@@ -211,6 +218,7 @@ class WordConfig:
         if self.confusable_prob > 0 and not self.confusable_words:
             raise ValueError("confusable_prob needs confusable_words, e.g. confusable_words=[up,off]")
         _check_freq_warp(self.freq_warp)
+        _check_speed(self.speed)
         if not self.silence_db[0] <= self.silence_db[1]:
             raise ValueError(f"silence_db must be a range low..high in dB, not {list(self.silence_db)}")
 

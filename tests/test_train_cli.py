@@ -59,6 +59,7 @@ def test_sidecars_carry_the_resolved_recipe(tiny_models_dir):
     kws = load_sidecar(tiny_models_dir, "kws")["training"]["recipe"]
     assert words["words"]["widths"] == list(tiny.words.widths) and words["words"]["mixup_alpha"] == tiny.words.mixup_alpha
     assert words["word_data"]["noise_prob"] == tiny.word_data.noise_prob
+    assert words["word_data"]["speed"] == list(tiny.word_data.speed) == [0.9, 1.1]  # the word model's speed range is recorded too
     assert kws["kws_data"]["confusable_words"] == ["up"] and kws["kws"]["gru_units"] == tiny.kws.gru_units
 
 
@@ -70,6 +71,16 @@ def test_set_takes_lists_of_bare_words_as_json_lists():
     assert bare.word_data.confusable_words == quoted.word_data.confusable_words == ("up", "off")
     assert bare.kws_data.confusable_words == ("up",) and quoted.word_data.confusable_prob == 0.2
     assert load_preset("tiny", ["word_data.confusable_words=[]"]).word_data.confusable_words == ()
+
+
+def test_speed_ranges_are_checked():
+    from kws_tf.train.presets import PresetError, load_preset
+
+    assert load_preset("tiny", ["word_data.speed=[0.8, 1.2]"]).word_data.speed == (0.8, 1.2)
+    for section in ("word_data", "kws_data"):
+        for bad in ("[1.1, 0.9]", "[0, 1.1]", "[1.0]"):
+            with pytest.raises(PresetError, match=rf"{section}: speed must be a range low\.\.high of factors above 0"):
+                load_preset("tiny", [f"{section}.speed={bad}"])
 
 
 def test_tiny_run_skips_and_counts_the_corrupt_clip(tiny_models_dir):

@@ -99,7 +99,7 @@ def word_train_dataset(
         idx = tf.where(use_synth, pick(synth, cls, s[3]), pick(real, cls, s[3]))
         x = tf.cast(audio_t[idx], tf.float32) / 32768.0
         gain = tf.pow(10.0, tf.random.stateless_uniform((), s[4], *word.gain_db) / 20.0)
-        x = speed_perturb(x * gain, tf.random.stateless_uniform((), s[5], 0.9, 1.1))
+        x = speed_perturb(x * gain, tf.random.stateless_uniform((), s[5], *word.speed))
         x = tf.ensure_shape(time_shift(x, s[6], max_shift), (n_samples,))
         if word.neighbour_prob > 0:  # draws of their own, so the other draws stay as without the option
             r = tf.random.experimental.stateless_split(s[8], 5)
