@@ -145,7 +145,7 @@ def index_speech_commands(data_dir: str, lists_dir: str | None = None, fold: tup
         if word.startswith((".", "_")) or not os.path.isdir(folder):
             continue
         for name in sorted(os.listdir(folder)):
-            if name.lower().endswith(".wav"):
+            if name.lower().endswith(".wav") and not name.startswith("."):  # not macOS's ._NAME.wav resource forks
                 files[f"{word}/{name}"] = word
     if not files:
         raise DataError(f"{data_dir}: no WORD/*.wav clips found; expected the Speech Commands layout (see README, 'Data')")
@@ -222,20 +222,20 @@ def load_clips(clips: list[Clip], n_samples: int, sample_rate_hz: int = 16000, p
         return np.round(np.clip(fit_length(audio, n_samples), -1.0, 32767 / 32768) * 32768).astype(np.int16)
 
     bar = _progress(len(clips), desc) if progress and len(clips) > 200 else None
-    ok_audio, ok_clips, failed = [], [], []
+    audio = np.empty((len(clips), n_samples), np.int16)  # filled in place: one copy of the audio, even for the full data set
+    ok_clips, failed = [], []
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
         for clip, result in zip(clips, pool.map(load, clips)):
             if isinstance(result, str):
                 failed.append(result)
             else:
-                ok_audio.append(result)
+                audio[len(ok_clips)] = result
                 ok_clips.append(clip)
             if bar is not None:
                 bar.update(1)
     if bar is not None:
         bar.close()
-    audio = np.stack(ok_audio) if ok_audio else np.zeros((0, n_samples), np.int16)
-    return LoadedClips(audio, ok_clips, failed)
+    return LoadedClips(audio[:len(ok_clips)], ok_clips, failed)
 
 
 def load_noise(paths: list[str], sample_rate_hz: int = 16000) -> tuple[list[np.ndarray], list[str]]:

@@ -105,10 +105,16 @@ def test_unreadable_clips_are_skipped_and_reported(tmp_path):
     bad = os.path.join(root, "yes", "0badc0de_nohash_0.wav")
     with open(bad, "wb") as f:
         f.write(b"RIFF\x00\x00garbage")
+    with open(os.path.join(root, "yes", "._0badc0de_nohash_0.wav"), "wb") as f:  # a macOS resource fork: not a clip
+        f.write(b"\x00\x05\x16\x07")
     index = index_speech_commands(root)
+    assert not any(os.path.basename(c.path).startswith(".") for c in index.clips)
     loaded = load_clips(index.clips, 16000, progress=False)
     assert loaded.audio.shape == (len(index.clips) - 1, 16000) and loaded.audio.dtype == np.int16
     assert len(loaded.failed) == 1 and bad in loaded.failed[0]
+    assert [c.path for c in loaded.clips] == [c.path for c in index.clips if c.path != bad]
+    for clip, row in zip(loaded.clips, loaded.audio):  # each row is its own clip's audio, after the skipped one too
+        np.testing.assert_array_equal(row, load_clips([clip], 16000, progress=False).audio[0])
 
 
 def test_fit_length_and_speech_extent():

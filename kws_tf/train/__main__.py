@@ -25,7 +25,7 @@ from kws_tf.sidecar import ModelDirError, load_sidecar, verifier_folders  # noqa
 from kws_tf.train.presets import SECTIONS, PresetError, available_presets, load_preset  # noqa: E402
 from kws_tf.train.run_lock import RunDirBusy, run_dir_lock  # noqa: E402
 
-DEFAULT_DATA_DIRS = ("data/speech_commands_v0.01", "../shared/speech_commands_subset")
+DEFAULT_DATA_DIRS = ("data/speech_commands_v0.01", "data/speech_commands_v0.02", "../shared/speech_commands_subset")
 DATA_HELP = (
     "get the data set with 'python tools/download_speech_commands.py' (writes data/speech_commands_v0.01), "
     "or pass --data-dir DIR (or set KWS_TF_DATA_DIR)"
@@ -213,8 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, PresetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if index.missing_listed:
-        logging.info("%d files named in the list files are not on disk (skipped)", index.missing_listed)
 
     from kws_tf.train.fitting import ResumeError
 

@@ -71,7 +71,7 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
     noise_audio, noise_failed = load_noise(index.noise_files)
     noise = NoiseBank(noise_audio, n)
 
-    audio = np.concatenate([train.audio, synth.audio])
+    audio = np.concatenate([train.audio, synth.audio]) if len(synth.audio) else train.audio  # no second copy without synthetic clips
     y = np.array([label_of[c.word] for c in train.clips + synth.clips], np.int32)
     is_synth = np.concatenate([np.zeros(len(train.clips), bool), np.ones(len(synth.clips), bool)])
     synth_weight = synthetic_weights(np.bincount(y[~is_synth], minlength=len(words)), tcfg.synthetic_weight, tcfg.synthetic_taper_clips)
