@@ -135,3 +135,14 @@ def test_shared_subset_and_official_lists():
     official = index_speech_commands(SUBSET, lists_dir=os.path.join(SUBSET, "official_v0.01_lists"))
     assert official.missing_listed > 10000  # the official lists name thousands of absent files
     assert len(official.clips) == 3212
+
+
+def test_loading_progress_is_shown_only_when_asked(tmp_path, capsys):
+    """Training asks for the loading bar only on a terminal without --quiet (in a log file it is a line of
+    carriage returns)."""
+    root = write_tree(str(tmp_path), speakers=3, per_speaker=1, lists=False)
+    many = index_speech_commands(root).clips[:1] * 201  # bars start above 200 clips
+    assert load_clips(many, 16000, progress=False).audio.shape == (201, 16000)
+    assert capsys.readouterr().err == ""
+    load_clips(many, 16000, progress=True, desc="train clips")
+    assert "train clips" in capsys.readouterr().err

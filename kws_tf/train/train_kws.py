@@ -52,7 +52,7 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
         if not is_keyword and len(found) > tcfg.max_negatives:
             keep = np.random.default_rng(seed).choice(len(found), tcfg.max_negatives, replace=False)
             found = [found[i] for i in sorted(keep)]
-        loaded = load_clips(found, word_n, desc=f"{split} {'keyword' if is_keyword else 'other'} clips")
+        loaded = load_clips(found, word_n, progress=verbose == 1, desc=f"{split} {'keyword' if is_keyword else 'other'} clips")
         if loaded.failed:
             log.warning("%d unreadable clips skipped, e.g. %s", len(loaded.failed), loaded.failed[0])
         return loaded

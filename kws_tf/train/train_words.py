@@ -27,8 +27,8 @@ def word_loss(label_smoothing: float) -> keras.losses.Loss:
     return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
 
 
-def _loaded(clips, n, desc) -> LoadedClips:
-    loaded = load_clips(clips, n, desc=desc)
+def _loaded(clips, n, desc, progress: bool) -> LoadedClips:
+    loaded = load_clips(clips, n, progress=progress, desc=desc)
     for msg in loaded.failed[:5]:
         log.warning("skipped %s", msg)
     if loaded.failed:
@@ -64,10 +64,10 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
     labels = list(words) + [SILENCE_LABEL]
     label_of = {w: i for i, w in enumerate(words)}
 
-    train = _loaded(index.select("train", words), n, "train clips")
-    synth = _loaded(synthetic.select("train", words) if synthetic else [], n, "synthetic clips")
-    val = _loaded(index.select("validation", words), n, "validation clips")
-    test = _loaded(index.select("test", words) if score_test else [], n, "test clips")  # unread with score_test off
+    train = _loaded(index.select("train", words), n, "train clips", verbose == 1)
+    synth = _loaded(synthetic.select("train", words) if synthetic else [], n, "synthetic clips", verbose == 1)
+    val = _loaded(index.select("validation", words), n, "validation clips", verbose == 1)
+    test = _loaded(index.select("test", words) if score_test else [], n, "test clips", verbose == 1)  # unread with score_test off
     noise_audio, noise_failed = load_noise(index.noise_files)
     noise = NoiseBank(noise_audio, n)
 
