@@ -98,7 +98,7 @@ def feature_difference(ours: FeatureConfig, theirs: FeatureConfig) -> str:
 
 
 @dataclass(frozen=True)
-class KwsConfig:
+class KwsDataConfig:
     """Keyword clips and the frame labels of the keyword spotter."""
 
     clip_s: float = 10.0
@@ -163,7 +163,7 @@ class KwsConfig:
 
 
 @dataclass(frozen=True)
-class WordConfig:
+class WordDataConfig:
     """One-second word examples for the word classifier."""
 
     clip_s: float = 1.0
@@ -204,7 +204,7 @@ class WordConfig:
     specaugment: bool = True
     freq_mask_bins: int = 6
     time_mask_frames: int = 10
-    # Vocal tract length perturbation, as KwsConfig.freq_warp (0: off).
+    # Vocal tract length perturbation, as KwsDataConfig.freq_warp (0: off).
     freq_warp: float = 0.0
 
     def __post_init__(self) -> None:

@@ -96,10 +96,10 @@ def test_tiny_keyword_run_draws_its_confusable_words(tiny_models_dir):
 
 def test_model_builders_output_shapes():
     pytest.importorskip("tensorflow")
-    from kws_tf.config import FeatureConfig, KwsConfig
+    from kws_tf.config import FeatureConfig, KwsDataConfig
     from kws_tf.train.models import build_kws_model, build_word_model
 
-    feats, kws = FeatureConfig(), KwsConfig()
+    feats, kws = FeatureConfig(), KwsDataConfig()
     kws_model = build_kws_model(input_frames=kws.input_frames(feats), n_mels=40, conv_filters=8, gru_units=4)
     assert kws_model.output_shape == (None, kws.output_frames(feats), 1) == (None, 246, 1)
     word_model = build_word_model(input_frames=98, n_mels=40, n_classes=31, widths=(4, 8))

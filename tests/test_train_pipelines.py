@@ -8,7 +8,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from kws_tf.config import FeatureConfig, KwsConfig, WordConfig  # noqa: E402
+from kws_tf.config import FeatureConfig, KwsDataConfig, WordDataConfig  # noqa: E402
 from kws_tf.train.augment import NoiseBank, edge_fragment, freq_mask, frequency_warp, mix_at_snr, reverberate, rms, speed_perturb, synthetic_rir, time_shift  # noqa: E402
 from kws_tf.train.kws_data import _group_picker, _timeline, group_probs, kws_dataset  # noqa: E402
 from kws_tf.train.word_data import mixup, mixup_batches, one_hot_batches, synthetic_weights, word_train_dataset  # noqa: E402
@@ -29,7 +29,7 @@ def test_word_pipeline_is_seeded_and_balanced():
     audio = burst_clips(12, 0.2, 0.6)
     labels = np.array([0] * 10 + [1, 2], np.int32)  # very uneven classes
     synth = np.zeros(12, bool)
-    make = lambda seed: word_train_dataset(audio, labels, synth, n_words=3, noise=NOISE, features=FEATS, word=WordConfig(), batch_size=64, seed=seed)
+    make = lambda seed: word_train_dataset(audio, labels, synth, n_words=3, noise=NOISE, features=FEATS, word=WordDataConfig(), batch_size=64, seed=seed)
     (x1, y1), (x2, y2) = next(iter(make(5))), next(iter(make(5)))
     x3, _ = next(iter(make(6)))
     assert x1.shape == (64, 98, 40)
@@ -47,7 +47,7 @@ def test_word_pipeline_class_power_draws_words_by_their_clip_counts():
     audio = burst_clips(12, 0.2, 0.6)
     labels = np.array([0] * 10 + [1, 2], np.int32)
     make = lambda: word_train_dataset(audio, labels, np.zeros(12, bool), n_words=3, noise=NOISE, features=FEATS,
-                                      word=WordConfig(class_power=1.0, silence_fraction=0.0), batch_size=64, seed=1)
+                                      word=WordDataConfig(class_power=1.0, silence_fraction=0.0), batch_size=64, seed=1)
     y = np.concatenate([y.numpy() for _, y in make().take(8)])
     counts = np.bincount(y, minlength=4)
     assert counts[3] == 0 and 6 * counts[1] < counts[0] and 6 * counts[2] < counts[0] and counts[1] + counts[2] > 0
@@ -60,7 +60,7 @@ def test_word_pipeline_keyword_share_draws_the_keyword_that_often_and_leaves_oth
     audio = burst_clips(8, 0.2, 0.6)
     labels = np.array([0, 0, 1, 1, 2, 2, 3, 3], np.int32)
     make = lambda share: word_train_dataset(audio, labels, np.zeros(8, bool), n_words=4, noise=NOISE, features=FEATS,
-                                            word=WordConfig(keyword_share=share, silence_fraction=0.0), batch_size=64, seed=3,
+                                            word=WordDataConfig(keyword_share=share, silence_fraction=0.0), batch_size=64, seed=3,
                                             keyword_class=2 if share else None)
     y0 = np.concatenate([y.numpy() for _, y in make(0.0).take(8)])
     y1 = np.concatenate([y.numpy() for _, y in make(0.5).take(8)])
@@ -69,10 +69,10 @@ def test_word_pipeline_keyword_share_draws_the_keyword_that_often_and_leaves_oth
     assert (y1 != 2).any() and np.array_equal(y1[y1 != 2], y0[y1 != 2])
     with pytest.raises(ValueError, match="keyword"):
         word_train_dataset(audio, labels, np.zeros(8, bool), n_words=4, noise=NOISE, features=FEATS,
-                           word=WordConfig(keyword_share=0.5), batch_size=8, seed=3)
+                           word=WordDataConfig(keyword_share=0.5), batch_size=8, seed=3)
     for share in (1.5, 1.0):  # 1.0: every word example the keyword, no other word ever heard
         with pytest.raises(ValueError, match="keyword_share"):
-            WordConfig(keyword_share=share)
+            WordDataConfig(keyword_share=share)
 
 
 def test_word_pipeline_confusable_words_draw_those_words_that_often_and_leave_other_draws_alone():
@@ -83,7 +83,7 @@ def test_word_pipeline_confusable_words_draw_those_words_that_often_and_leave_ot
     labels = np.array([0, 0, 1, 1, 2, 2, 3, 3], np.int32)
     make = lambda prob, share=0.0: word_train_dataset(
         audio, labels, np.zeros(8, bool), n_words=4, noise=NOISE, features=FEATS, batch_size=64, seed=3,
-        word=WordConfig(confusable_words=("b", "d") if prob else (), confusable_prob=prob, keyword_share=share, silence_fraction=0.0),
+        word=WordDataConfig(confusable_words=("b", "d") if prob else (), confusable_prob=prob, keyword_share=share, silence_fraction=0.0),
         keyword_class=2, confusable_classes=[1, 3] if prob else None)
     y0 = np.concatenate([y.numpy() for _, y in make(0.0).take(8)])
     y1 = np.concatenate([y.numpy() for _, y in make(0.5).take(8)])
@@ -94,9 +94,9 @@ def test_word_pipeline_confusable_words_draw_those_words_that_often_and_leave_ot
     assert abs(np.mean(y2 == 2) - 0.5625) < 0.07 and abs(np.mean(y2 == 1) - 0.1875) < 0.06
     with pytest.raises(ValueError, match="confusable words among the words"):
         word_train_dataset(audio, labels, np.zeros(8, bool), n_words=4, noise=NOISE, features=FEATS,
-                           word=WordConfig(confusable_words=("b",), confusable_prob=0.5), batch_size=8, seed=3)
+                           word=WordDataConfig(confusable_words=("b",), confusable_prob=0.5), batch_size=8, seed=3)
     with pytest.raises(ValueError, match="confusable_prob needs confusable_words"):
-        WordConfig(confusable_prob=0.2)
+        WordDataConfig(confusable_prob=0.2)
 
 
 def test_word_pipeline_draws_silence_levels_from_silence_db():
@@ -104,14 +104,14 @@ def test_word_pipeline_draws_silence_levels_from_silence_db():
     -80 dB white noise), a range at -110..-100 dB leaves every frame near the floor of digital silence (-13.8)."""
     audio = burst_clips(4, 0.2, 0.6)
     make = lambda **kw: word_train_dataset(audio, np.array([0, 0, 1, 1], np.int32), np.zeros(4, bool), n_words=2, noise=NOISE,
-                                           features=FEATS, word=WordConfig(silence_fraction=1.0, specaugment=False, **kw),
+                                           features=FEATS, word=WordDataConfig(silence_fraction=1.0, specaugment=False, **kw),
                                            batch_size=32, seed=5)
     (x0, y0), (x1, y1) = next(iter(make())), next(iter(make(silence_db=(-110.0, -100.0))))
     assert (y0.numpy() == 2).all() and (y1.numpy() == 2).all()
     assert x0.numpy().max(axis=(1, 2)).min() > -9.0
     assert x1.numpy().max() < -12.5
     with pytest.raises(ValueError, match="silence_db"):
-        WordConfig(silence_db=(-20.0, -70.0))
+        WordDataConfig(silence_db=(-20.0, -70.0))
 
 
 def test_synthetic_taper_lowers_the_weight_only_for_words_with_many_real_clips():
@@ -125,7 +125,7 @@ def test_word_pipeline_draws_synthetic_clips_with_each_words_weight():
     real and word 1's all synthetic; a list of equal weights draws exactly as the one number does."""
     audio = np.concatenate([burst_clips(4, 0.2, 0.6), np.zeros((4, 16000), np.int16)])
     labels, synth = np.array([0, 0, 1, 1] * 2, np.int32), np.array([False] * 4 + [True] * 4)
-    word = WordConfig(noise_prob=0.0, specaugment=False, silence_fraction=0.0)
+    word = WordDataConfig(noise_prob=0.0, specaugment=False, silence_fraction=0.0)
     make = lambda w: word_train_dataset(audio, labels, synth, n_words=2, noise=NOISE, features=FEATS, word=word, batch_size=32, seed=4,
                                         synthetic_weight=w)
     x, y = next(iter(make(np.array([0.0, 1.0], np.float32))))
@@ -153,7 +153,7 @@ def test_word_pipeline_with_mixup_yields_soft_labels_reproducibly():
     audio = burst_clips(6, 0.2, 0.6)
     labels = np.array([0, 0, 1, 1, 2, 2], np.int32)
     make = lambda: mixup_batches(word_train_dataset(audio, labels, np.zeros(6, bool), n_words=3, noise=NOISE, features=FEATS,
-                                                    word=WordConfig(), batch_size=16, seed=4), n_classes=4, alpha=0.2, seed=4)
+                                                    word=WordDataConfig(), batch_size=16, seed=4), n_classes=4, alpha=0.2, seed=4)
     (x1, y1), (x2, y2) = next(iter(make())), next(iter(make()))
     assert x1.shape == (16, 98, 40) and y1.shape == (16, 4) and y1.dtype == tf.float32
     np.testing.assert_allclose(y1.numpy().sum(1), 1.0, atol=1e-6)
@@ -168,7 +168,7 @@ def test_label_smoothing_trains_on_one_hot_rows_and_softens_the_target():
 
     audio = burst_clips(6, 0.2, 0.6)
     labels = np.array([0, 0, 1, 1, 2, 2], np.int32)
-    plain = word_train_dataset(audio, labels, np.zeros(6, bool), n_words=3, noise=NOISE, features=FEATS, word=WordConfig(), batch_size=8, seed=5)
+    plain = word_train_dataset(audio, labels, np.zeros(6, bool), n_words=3, noise=NOISE, features=FEATS, word=WordDataConfig(), batch_size=8, seed=5)
     (x0, y0), (x1, y1) = next(iter(plain)), next(iter(one_hot_batches(plain, n_classes=4)))
     np.testing.assert_array_equal(x1.numpy(), x0.numpy())
     np.testing.assert_array_equal(y1.numpy(), np.eye(4, dtype=np.float32)[y0.numpy()])
@@ -186,18 +186,18 @@ def test_label_smoothing_trains_on_one_hot_rows_and_softens_the_target():
 def test_kws_pipeline_is_seeded():
     kw, other = burst_clips(4, 0.2, 0.5), burst_clips(4, 0.3, 0.4, 0.2)
     ends = np.full(4, 0.5, np.float32)
-    make = lambda: kws_dataset(kw, ends, other, noise=NOISE, features=FEATS, kws=KwsConfig(clip_s=4.0), batch_size=4, seed=3)
+    make = lambda: kws_dataset(kw, ends, other, noise=NOISE, features=FEATS, kws=KwsDataConfig(clip_s=4.0), batch_size=4, seed=3)
     (x1, y1), (x2, y2) = next(iter(make())), next(iter(make()))
     np.testing.assert_array_equal(x1.numpy(), x2.numpy())
     np.testing.assert_array_equal(y1.numpy(), y2.numpy())
-    assert x1.shape == (4, 398, 40) and y1.shape == (4, KwsConfig(clip_s=4.0).output_frames(FEATS), 1)
+    assert x1.shape == (4, 398, 40) and y1.shape == (4, KwsDataConfig(clip_s=4.0).output_frames(FEATS), 1)
 
 
 def test_keyword_labels_follow_each_inserted_keyword():
     """Keyword = a loud burst ending at 0.75 s of its clip (moved by the speed perturbation);
     other words are silent. The labels must rise within one output frame of where the burst ends
     in the features, and last label_s."""
-    kcfg = KwsConfig(clip_s=10.0, noise_prob=0.0, speed=(0.8, 1.2))
+    kcfg = KwsDataConfig(clip_s=10.0, noise_prob=0.0, speed=(0.8, 1.2))
     kw = burst_clips(3, 0.35, 0.75)
     ds = kws_dataset(kw, np.full(3, 0.75, np.float32), np.zeros((2, 16000), np.int16), noise=NOISE, features=FEATS, kws=kcfg, batch_size=16, seed=11)
     x, y = next(iter(ds))
@@ -249,7 +249,7 @@ def test_kws_clips_draw_confusable_words_at_their_share():
     low_bin, high_bin = 4, 26  # the mel bins of the two tones
 
     def high_over_low(prob: float) -> np.ndarray:
-        kcfg = KwsConfig(clip_s=4.0, noise_prob=0.0, confusable_prob=prob)
+        kcfg = KwsDataConfig(clip_s=4.0, noise_prob=0.0, confusable_prob=prob)
         ds = kws_dataset(np.zeros((2, 16000), np.int16), np.full(2, 0.5, np.float32), other, noise=NOISE, features=FEATS, kws=kcfg,
                          batch_size=8, seed=4, other_confusable=confusable, other_synthetic=np.zeros(4, bool))
         x = next(iter(ds))[0].numpy()
@@ -284,7 +284,7 @@ def test_freq_mask_masks_whole_bands_with_the_mean():
 def test_kws_freq_masks_apply_to_training_clips_only():
     kw, other = burst_clips(4, 0.2, 0.5), burst_clips(4, 0.3, 0.4, 0.2)
     ends = np.full(4, 0.5, np.float32)
-    make = lambda masks, repeat: kws_dataset(kw, ends, other, noise=NOISE, features=FEATS, kws=KwsConfig(clip_s=4.0, freq_masks=masks),
+    make = lambda masks, repeat: kws_dataset(kw, ends, other, noise=NOISE, features=FEATS, kws=KwsDataConfig(clip_s=4.0, freq_masks=masks),
                                              batch_size=8, seed=3, repeat=repeat, n_examples=8)
     plain, masked = next(iter(make(0, True)))[0].numpy(), next(iter(make(2, True)))[0].numpy()
     columns = (plain != masked).any(axis=1)  # (B, n_mels)
@@ -307,14 +307,14 @@ def test_frequency_warp_moves_a_peak_by_its_factor_and_keeps_identity():
 def test_kws_freq_warp_applies_to_training_clips_only():
     kw, other = burst_clips(4, 0.2, 0.5), burst_clips(4, 0.3, 0.4, 0.2)
     ends = np.full(4, 0.5, np.float32)
-    make = lambda warp, repeat: kws_dataset(kw, ends, other, noise=NOISE, features=FEATS, kws=KwsConfig(clip_s=4.0, freq_warp=warp),
+    make = lambda warp, repeat: kws_dataset(kw, ends, other, noise=NOISE, features=FEATS, kws=KwsDataConfig(clip_s=4.0, freq_warp=warp),
                                             batch_size=8, seed=3, repeat=repeat, n_examples=8)
     plain, warped = next(iter(make(0.0, True))), next(iter(make(0.1, True)))
     np.testing.assert_array_equal(plain[1].numpy(), warped[1].numpy())  # same clips, same labels
     assert np.abs(plain[0].numpy() - warped[0].numpy()).max() > 0.1
     np.testing.assert_array_equal(next(iter(make(0.0, False)))[0].numpy(), next(iter(make(0.1, False)))[0].numpy())
     with pytest.raises(ValueError, match="freq_warp"):
-        KwsConfig(freq_warp=0.6)
+        KwsDataConfig(freq_warp=0.6)
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 7.5, 20.0])
@@ -359,7 +359,7 @@ def test_reverb_smears_a_burst_and_keeps_length_and_level():
 def test_word_pipeline_reverb_is_seeded_and_changes_examples():
     audio, labels, synth = burst_clips(4, 0.2, 0.5), np.array([0, 0, 1, 1], np.int32), np.zeros(4, bool)
     make = lambda prob: word_train_dataset(audio, labels, synth, n_words=2, noise=NOISE, features=FEATS, batch_size=8, seed=2,
-                                           word=WordConfig(reverb_prob=prob, noise_prob=0.0, specaugment=False, silence_fraction=0.0))
+                                           word=WordDataConfig(reverb_prob=prob, noise_prob=0.0, specaugment=False, silence_fraction=0.0))
     dry, wet1, wet2 = (next(iter(make(p)))[0].numpy() for p in (0.0, 1.0, 1.0))
     np.testing.assert_array_equal(wet1, wet2)
     assert not np.allclose(dry, wet1, atol=1e-3)
@@ -368,13 +368,13 @@ def test_word_pipeline_reverb_is_seeded_and_changes_examples():
 def test_word_pipeline_freq_warp_is_seeded_and_changes_only_features():
     audio, labels, synth = burst_clips(4, 0.2, 0.5), np.array([0, 0, 1, 1], np.int32), np.zeros(4, bool)
     make = lambda warp: word_train_dataset(audio, labels, synth, n_words=2, noise=NOISE, features=FEATS, batch_size=8, seed=2,
-                                           word=WordConfig(freq_warp=warp, noise_prob=0.0, specaugment=False, silence_fraction=0.0))
+                                           word=WordDataConfig(freq_warp=warp, noise_prob=0.0, specaugment=False, silence_fraction=0.0))
     (plain, y0), (warped1, y1), (warped2, _) = (next(iter(make(w))) for w in (0.0, 0.1, 0.1))
     np.testing.assert_array_equal(warped1.numpy(), warped2.numpy())
     np.testing.assert_array_equal(y0.numpy(), y1.numpy())
     assert np.abs(plain.numpy() - warped1.numpy()).max() > 0.1
     with pytest.raises(ValueError, match="freq_warp"):
-        WordConfig(freq_warp=-0.1)
+        WordDataConfig(freq_warp=-0.1)
 
 
 def test_edge_fragment_puts_a_neighbours_speech_at_one_edge():
@@ -393,7 +393,7 @@ def test_word_pipeline_neighbours_touch_only_the_window_edges():
     end; the middle of the window, the labels and all other draws stay as without the option."""
     audio, labels, synth = burst_clips(4, 0.35, 0.65), np.array([0, 0, 1, 1], np.int32), np.zeros(4, bool)
     make = lambda prob, **more: word_train_dataset(audio, labels, synth, n_words=2, noise=NOISE, features=FEATS, batch_size=16, seed=3,
-                                                   word=WordConfig(neighbour_prob=prob, neighbour_overlap_s=(0.1, 0.2), noise_prob=0.0,
+                                                   word=WordDataConfig(neighbour_prob=prob, neighbour_overlap_s=(0.1, 0.2), noise_prob=0.0,
                                                                    specaugment=False, silence_fraction=0.0, **more))
     (plain, y0), (with1, y1), (with2, _) = (next(iter(make(p))) for p in (0.0, 1.0, 1.0))
     plain, with1 = plain.numpy(), with1.numpy()
@@ -410,7 +410,7 @@ def test_word_pipeline_neighbours_touch_only_the_window_edges():
 def test_partial_keywords_are_unlabelled_negatives():
     """With every other-word slot a cut keyword, loud runs outnumber labelled keywords: the partial
     ones ("sto") carry no label."""
-    kcfg = KwsConfig(clip_s=10.0, noise_prob=0.0, partial_keyword_prob=1.0)
+    kcfg = KwsDataConfig(clip_s=10.0, noise_prob=0.0, partial_keyword_prob=1.0)
     kw = burst_clips(3, 0.35, 0.75)
     ds = kws_dataset(kw, np.full(3, 0.75, np.float32), np.zeros((2, 16000), np.int16), noise=NOISE, features=FEATS, kws=kcfg,
                      batch_size=8, seed=4, keyword_start_s=np.full(3, 0.35, np.float32))

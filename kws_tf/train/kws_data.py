@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from kws_tf.config import FeatureConfig, KwsConfig
+from kws_tf.config import FeatureConfig, KwsDataConfig
 from kws_tf.train.augment import NoiseBank, freq_mask, rms, speed_perturb, warp_factors
 from kws_tf.train.features_tf import log_mel_tf
 from kws_tf.train.word_data import class_tables
@@ -75,7 +75,7 @@ def kws_dataset(
     *,
     noise: NoiseBank,
     features: FeatureConfig,
-    kws: KwsConfig,
+    kws: KwsDataConfig,
     batch_size: int,
     seed: int,
     repeat: bool = True,

@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from kws_tf.config import DecoderConfig, DetectorConfig, FeatureConfig, KwsConfig, WordConfig, check_types, from_dict, to_dict
+from kws_tf.config import DecoderConfig, DetectorConfig, FeatureConfig, KwsDataConfig, WordDataConfig, check_types, from_dict, to_dict
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "training")
 
@@ -93,8 +93,8 @@ class WordTrainConfig:
 class Preset:
     name: str
     features: FeatureConfig
-    kws_data: KwsConfig
-    word_data: WordConfig
+    kws_data: KwsDataConfig
+    word_data: WordDataConfig
     kws: KwsTrainConfig
     words: WordTrainConfig
     detector: DetectorConfig
@@ -104,7 +104,7 @@ class Preset:
         return {f.name: (getattr(self, f.name) if f.name == "name" else to_dict(getattr(self, f.name))) for f in dataclasses.fields(self)}
 
 
-SECTIONS = {"features": FeatureConfig, "kws_data": KwsConfig, "word_data": WordConfig, "kws": KwsTrainConfig, "words": WordTrainConfig,
+SECTIONS = {"features": FeatureConfig, "kws_data": KwsDataConfig, "word_data": WordDataConfig, "kws": KwsTrainConfig, "words": WordTrainConfig,
             "detector": DetectorConfig, "decoder": DecoderConfig}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from kws_tf.config import FeatureConfig, WordConfig
+from kws_tf.config import FeatureConfig, WordDataConfig
 from kws_tf.dataset import speech_extents
 from kws_tf.train.augment import NoiseBank, edge_fragment, mix_at_snr, reverberate, spec_augment, speed_perturb, synthetic_rir, time_shift, warp_factors
 from kws_tf.train.features_tf import log_mel_tf
@@ -40,7 +40,7 @@ def word_train_dataset(
     n_words: int,
     noise: NoiseBank,
     features: FeatureConfig,
-    word: WordConfig,
+    word: WordDataConfig,
     batch_size: int,
     seed: int,
     synthetic_weight: float | np.ndarray = 0.5,
