@@ -11,6 +11,7 @@ import numpy as np
 
 from kws_tf.config import to_dict
 from kws_tf.dataset import DataError, DatasetIndex, load_clips, load_noise, speech_extents
+from kws_tf.evaluate.metrics import frame_f1
 from kws_tf.train.augment import NoiseBank
 from kws_tf.train.export import export_model
 from kws_tf.train.fitting import adam, fit
@@ -20,17 +21,6 @@ from kws_tf.train.plots import plot_curves, plot_keyword_trace
 from kws_tf.train.presets import Preset
 
 log = logging.getLogger(__name__)
-
-
-def frame_f1(y_true: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict:
-    """Frame-level precision, recall and F1 of keyword labels (the seed's metric)."""
-    pred = probs.reshape(-1) >= threshold
-    true = y_true.reshape(-1) >= 0.5
-    tp, fp, fn = np.sum(pred & true), np.sum(pred & ~true), np.sum(~pred & true)
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "threshold": threshold}
 
 
 def _arrays(ds) -> tuple[np.ndarray, np.ndarray]:
