@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import statistics
 import time
 
 import keras
@@ -82,6 +83,17 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+
+
+def training_record(preset_name: str, seed: int, tcfg, timer: EpochTimer, pipeline_eps: float, recipe: dict) -> dict:
+    """The run summary's ``training`` section, the same for both models: epochs run and their median time, the
+    input pipeline's and the training's examples per second, and ``recipe`` (the resolved preset sections, ``--set``
+    overrides included: the model says how it was made)."""
+    epoch_s = float(statistics.median(timer.seconds)) if timer.seconds else None
+    return {"preset": preset_name, "seed": seed, "epochs_run": len(timer.seconds), "seconds_per_epoch": epoch_s,
+            "steps_per_epoch": tcfg.steps_per_epoch, "batch_size": tcfg.batch_size, "pipeline_examples_per_s": pipeline_eps,
+            "train_examples_per_s": tcfg.steps_per_epoch * tcfg.batch_size / epoch_s if epoch_s else None,
+            "recipe": recipe}
 
 
 def fit(

@@ -14,7 +14,7 @@ from kws_tf.dataset import DataError, DatasetIndex, load_clips, load_noise, spee
 from kws_tf.evaluate.metrics import frame_f1
 from kws_tf.train.augment import NoiseBank
 from kws_tf.train.export import export_model
-from kws_tf.train.fitting import adam, fit
+from kws_tf.train.fitting import adam, fit, training_record
 from kws_tf.train.kws_data import kws_dataset
 from kws_tf.train.models import build_kws_model
 from kws_tf.train.plots import plot_curves, plot_keyword_trace
@@ -109,16 +109,9 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
             plot_keyword_trace(x[k], probs[k, :, 0], y[k, :, 0], times, feats.hop_ms / 1000, os.path.join(run_dir, "keyword_trace.png"),
                                f"keyword '{keyword}': probability over a validation clip (Keras)")
     plot_curves(os.path.join(run_dir, "log.csv"), os.path.join(run_dir, "curves.png"), f"keyword model ('{keyword}')")
-    epoch_s = float(np.median(timer.seconds)) if timer.seconds else None
     summary = {
         "metrics": metrics,
-        "training": {
-            "preset": preset.name, "seed": seed, "epochs_run": len(timer.seconds), "seconds_per_epoch": epoch_s,
-            "steps_per_epoch": tcfg.steps_per_epoch, "batch_size": tcfg.batch_size, "pipeline_examples_per_s": pipeline_eps,
-            "train_examples_per_s": tcfg.steps_per_epoch * tcfg.batch_size / epoch_s if epoch_s else None,
-            # The resolved recipe, --set overrides included: the model says how it was made.
-            "recipe": {"kws_data": to_dict(kcfg), "kws": to_dict(tcfg)},
-        },
+        "training": training_record(preset.name, seed, tcfg, timer, pipeline_eps, {"kws_data": to_dict(kcfg), "kws": to_dict(tcfg)}),
         "data": {"index": index.summary(), "keyword_clips": {s: len(d[0].clips) for s, d in data.items()},
                  "other_clips": {s: len(d[2].clips) for s, d in data.items()},
                  "train_synthetic_clips": {"keyword": int(train_flags["keyword_synthetic"].sum()),

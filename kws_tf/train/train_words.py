@@ -13,7 +13,7 @@ from kws_tf.config import SILENCE_LABEL, to_dict
 from kws_tf.dataset import CORE_WORDS, DatasetIndex, LoadedClips, load_clips, load_noise
 from kws_tf.train.augment import NoiseBank
 from kws_tf.train.export import export_model
-from kws_tf.train.fitting import adam, fit
+from kws_tf.train.fitting import adam, fit, training_record
 from kws_tf.train.models import build_word_model
 from kws_tf.train.plots import plot_confusion, plot_curves
 from kws_tf.train.presets import Preset
@@ -124,17 +124,9 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
             if split == list(scored)[-1]:  # the test split's confusions, else validation's
                 plot_confusion(yy, pred, labels, os.path.join(run_dir, "confusion.png"), f"word model, {split} split (Keras)")
     plot_curves(os.path.join(run_dir, "log.csv"), os.path.join(run_dir, "curves.png"), "word model")
-    epoch_s = float(np.median(timer.seconds)) if timer.seconds else None
     summary = {
         "metrics": results,
-        "training": {
-            "preset": preset.name, "seed": seed, "epochs_run": len(timer.seconds), "seconds_per_epoch": epoch_s,
-            "steps_per_epoch": tcfg.steps_per_epoch, "batch_size": tcfg.batch_size,
-            "pipeline_examples_per_s": pipeline_eps,
-            "train_examples_per_s": tcfg.steps_per_epoch * tcfg.batch_size / epoch_s if epoch_s else None,
-            # The resolved recipe, --set overrides included: the model says how it was made.
-            "recipe": {"word_data": to_dict(wcfg), "words": to_dict(tcfg)},
-        },
+        "training": training_record(preset.name, seed, tcfg, timer, pipeline_eps, {"word_data": to_dict(wcfg), "words": to_dict(tcfg)}),
         "data": {"index": index.summary(), "train_clips": len(train.clips), "synthetic_clips": len(synth.clips),
                  "synthetic_weight": tcfg.synthetic_weight,
                  "synthetic_weight_per_word": {w: round(float(v), 4) for w, v in zip(words, synth_weight)} if tcfg.synthetic_taper_clips else None,
