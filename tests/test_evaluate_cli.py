@@ -100,6 +100,25 @@ def test_a_report_folder_that_cannot_be_made_stops_before_the_work(capsys, tiny_
     assert (tmp_path / "a_file").read_text() == ""
 
 
+def test_models_at_another_sample_rate_stop_before_the_work(capsys, tiny_models_dir, tiny_data_dir, tmp_path):
+    """The evaluation builds its clips and streams at 16 kHz: a package trained at another rate is refused in one
+    line, not scored on audio at the wrong rate."""
+    import shutil
+
+    models = str(tmp_path / "models")
+    shutil.copytree(tiny_models_dir, models)
+    for task in ("kws", "words"):
+        path = os.path.join(models, task, "model.json")
+        with open(path, encoding="utf-8") as f:
+            sidecar = json.load(f)
+        sidecar["features"].update(sample_rate_hz=8000, fmax_hz=3800.0)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(sidecar, f)
+    _fails(capsys, ["--models", models, "--data-dir", tiny_data_dir, "--report", str(tmp_path / "report")],
+           "its models take 8000 Hz audio, and the evaluation builds its clips and streams at 16000 Hz")
+    assert not (tmp_path / "report").exists()
+
+
 def test_missing_peer_is_one_line(capsys, monkeypatch, tiny_models_dir, tiny_data_dir, tmp_path):
     monkeypatch.setitem(sys.modules, "pocketsphinx", None)
     _fails(capsys, ["--models", tiny_models_dir, "--data-dir", tiny_data_dir, "--report", str(tmp_path), "--compare", "pocketsphinx"],

@@ -20,7 +20,7 @@ from kws_tf.cli import FOLD_HELP, LISTS_HELP, UsageError, UsageParser, default_m
 from kws_tf.dataset import SPLITS, DataError, DatasetIndex, fold_text, index_speech_commands, load_clips, load_noise
 from kws_tf.evaluate import metrics, plots, report, suite
 from kws_tf.evaluate.peer import PEERS, PeerError, PocketSphinx, evaluate_pocketsphinx
-from kws_tf.evaluate.streams import STREAM_SNR_DB, WordBank, sentences
+from kws_tf.evaluate.streams import SR, STREAM_SNR_DB, WordBank, sentences
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError
 from kws_tf.tflite_model import ModelLoadError
@@ -62,7 +62,7 @@ def _task(kind: str, models: str, precision: str, bank: WordBank, settings: suit
 
 def _load(args: argparse.Namespace, index: DatasetIndex, labels: list[str], keyword: str) -> tuple[WordBank, list[str], dict]:
     clips = index.select(args.split)
-    loaded = load_clips(clips, 16000, progress=not args.quiet, desc=f"loading {args.split} clips")
+    loaded = load_clips(clips, SR, progress=not args.quiet, desc=f"loading {args.split} clips")
     if not len(loaded.clips):
         raise DataError(f"{args.data_dir}: none of the {len(clips)} {args.split} clips could be read ({loaded.failed[0]})")
     words = [c.word for c in loaded.clips]
@@ -89,7 +89,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     keyword, labels = suite.vocabulary(models)
     precisions = list(dict.fromkeys(args.precision))
     for p in precisions:  # fail on a missing or broken model now, not after minutes of work
-        Transcriber.from_dir(models, p)
+        rate = Transcriber.from_dir(models, p).features.sample_rate_hz
+    if rate != SR:
+        raise UsageError(f"--models {models}: its models take {rate} Hz audio, and the evaluation builds its clips and "
+                         f"streams at {SR} Hz; evaluate models trained at {SR} Hz")
     plots.pyplot()
     try:
         import jiwer  # noqa: F401  (needed only at the end: fail before minutes of work)
