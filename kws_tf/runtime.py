@@ -123,12 +123,16 @@ def _config(cls, data: dict, sidecar: str):
         raise ModelDirError(f"{sidecar}: {exc}; correct it or re-export the model") from None
 
 
+def _section(sidecar: dict, cls, name: str, path: str):
+    """``cls`` from the sidecar's ``thresholds.<name>`` (its defaults where the sidecar has none)."""
+    thresholds = sidecar.get("thresholds", {})
+    return _config(cls, thresholds.get(name, {}) if isinstance(thresholds, dict) else thresholds, path)
+
+
 def detector_config(models_dir: str) -> DetectorConfig:
     """The gate setting of ``models_dir/kws/model.json``, checked as the runtime loads it: a missing sidecar or a
     bad value is a ModelDirError naming the file (one line), not a traceback in a tool."""
-    thresholds = load_sidecar(models_dir, "kws").get("thresholds", {})
-    return _config(DetectorConfig, thresholds.get("detector", {}) if isinstance(thresholds, dict) else thresholds,
-                   sidecar_path(models_dir, "kws"))
+    return _section(load_sidecar(models_dir, "kws"), DetectorConfig, "detector", sidecar_path(models_dir, "kws"))
 
 
 class Transcriber:
@@ -202,15 +206,15 @@ class Transcriber:
         kws_path, words_path = sidecar_path(models_dir, "kws"), sidecar_path(models_dir, "words")
         try:
             features = _config(FeatureConfig, kws["features"], kws_path)
-            detector = _config(DetectorConfig, kws.get("thresholds", {}).get("detector", {}), kws_path)
+            detector = _section(kws, DetectorConfig, "detector", kws_path)
             kws_in, kws_out = kws["input"], kws["output"]
-        except (AttributeError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError) as exc:
             raise ModelDirError(f"{kws_path}: sidecar lacks {exc}; re-export the models") from None
         try:
             word_features = _config(FeatureConfig, words["features"], words_path)
-            decoder = _config(DecoderConfig, words.get("thresholds", {}).get("decoder", {}), words_path)
+            decoder = _section(words, DecoderConfig, "decoder", words_path)
             words_in, labels = words["input"], list(words["labels"])
-        except (AttributeError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError) as exc:
             raise ModelDirError(f"{words_path}: sidecar lacks {exc}; re-export the models") from None
         if word_features != features:
             raise ModelDirError(f"{models_dir}: the keyword and word models use different features "
