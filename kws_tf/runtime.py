@@ -129,10 +129,13 @@ def _section(sidecar: dict, cls, name: str, path: str):
     return _config(cls, thresholds.get(name, {}) if isinstance(thresholds, dict) else thresholds, path)
 
 
-def detector_config(models_dir: str) -> DetectorConfig:
+def detector_config(models_dir: str, sidecar: dict | None = None) -> DetectorConfig:
     """The gate setting of ``models_dir/kws/model.json``, checked as the runtime loads it: a missing sidecar or a
-    bad value is a ModelDirError naming the file (one line), not a traceback in a tool."""
-    return _section(load_sidecar(models_dir, "kws"), DetectorConfig, "detector", sidecar_path(models_dir, "kws"))
+    bad value is a ModelDirError naming the file (one line), not a traceback in a tool. ``sidecar``: that
+    file already loaded (``load_sidecar(models_dir, "kws")``), so that it is not read twice."""
+    if sidecar is None:
+        sidecar = load_sidecar(models_dir, "kws")
+    return _section(sidecar, DetectorConfig, "detector", sidecar_path(models_dir, "kws"))
 
 
 class Transcriber:

@@ -930,3 +930,22 @@ def test_false_alarm_words_word_before_takes_the_last_word_started():
     tool = _tool("false_alarm_words")
     words = [("yes", 1.0, 1.4), ("stop", 3.0, 3.5), ("up", 6.0, 6.3)]
     assert tool.word_before(words, [0.5, 1.0, 2.9, 3.9, 6.35, 9.0]) == ["", "yes", "yes", "stop", "up", "up"]
+
+
+def test_a_package_at_another_sample_rate_is_one_line_in_the_tools_that_build_audio(models, tiny_data_dir, capsys):
+    """The tuning tools build their streams, sentences and clips at 16 kHz (as `kws_tf.evaluate` does): a package
+    trained at another rate is refused in one line before the work, not tuned on audio at the wrong rate."""
+    for task in ("kws", "words"):
+        sidecar = _sidecar(models, task)
+        sidecar["features"].update(sample_rate_hz=8000, fmax_hz=3800.0)
+        with open(os.path.join(models, task, "model.json"), "w", encoding="utf-8") as f:
+            json.dump(sidecar, f)
+    want = f"error: {models}: its models take 8000 Hz audio, and the evaluation builds its clips and streams at 16000 Hz"
+    for tool in ("tune_detector", "tune_decoder"):
+        argv = ["--models", models, "--data-dir", tiny_data_dir, *(["--minutes", "1"] if tool == "tune_detector" else [])]
+        with pytest.raises(SystemExit) as e:
+            _tool(tool).main(argv)
+        assert str(e.value).startswith(want) and "\n" not in str(e.value), tool
+    assert _tool("keyword_confusions").main(["--models", models, "--data-dir", tiny_data_dir, "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(want)

@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-alarms", type=int, default=2, help="suggest the words with at least this many false alarms")
     args = p.parse_args(argv)
     try:
-        sidecar, cfg = load_sidecar(args.models, "kws"), detector_config(args.models)
+        sidecar = load_sidecar(args.models, "kws")
+        cfg = detector_config(args.models, sidecar)
     except ModelDirError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -21,6 +21,7 @@ from kws_tf.cli import doc_summary, LISTS_HELP, UsageParser
 from kws_tf.config import FeatureConfig, from_dict
 from kws_tf.dataset import DataError
 from kws_tf.evaluate.streams import mix, split_bank
+from kws_tf.evaluate.suite import check_rate
 from kws_tf.features import log_mel
 from kws_tf.sidecar import ModelDirError, load_sidecar, model_file
 from kws_tf.tflite_model import ModelLoadError, TFLiteModel
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         sidecar = load_sidecar(args.models, "kws")
+        features = from_dict(FeatureConfig, sidecar["features"])
+        check_rate(args.models, features.sample_rate_hz)
         model = TFLiteModel(model_file(args.models, "kws", sidecar, args.precision))
         bank = split_bank(args.data_dir, args.split, lists_dir=args.lists_dir)
     except (ModelDirError, ModelLoadError, DataError) as exc:
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.data_dir}: no clips in the {args.split} split; choose another --split", file=sys.stderr)
         return 1
     clip_s = float(sidecar["input"]["clip_s"])
-    scores = peak_scores(model, bank, from_dict(FeatureConfig, sidecar["features"]), keyword, clip_s, args.snr_db, args.seed, not args.quiet)
+    scores = peak_scores(model, bank, features, keyword, clip_s, args.snr_db, args.seed, not args.quiet)
     rate = {w: float(np.mean(v >= args.threshold)) for w, v in scores.items()}
     print(f"keyword '{keyword}', {args.split} split, one clip per {clip_s:g} s at {args.snr_db:g} dB SNR; "
           f"share of clips whose peak score is >= {args.threshold:g}:")

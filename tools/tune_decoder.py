@@ -28,7 +28,7 @@ from kws_tf.config import to_dict
 from kws_tf.dataset import SPLITS, DataError, split_label
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.streams import sentences, split_bank
-from kws_tf.evaluate.suite import vocabulary
+from kws_tf.evaluate.suite import check_rate, vocabulary
 from kws_tf.runtime import Transcriber
 from kws_tf.sidecar import ModelDirError, load_sidecar, save_sidecar
 from kws_tf.tflite_model import ModelLoadError
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # the models before the clips: a bad package fails before the data is read
         keyword, labels = vocabulary(args.models)
         tr = Transcriber.from_dir(args.models, args.precision)
+        check_rate(args.models, tr.features.sample_rate_hz)
         bank = split_bank(args.data_dir, args.split, args.fold, args.lists_dir)
     except (ModelDirError, ModelLoadError, DataError) as e:
         raise SystemExit(f"error: {e}")

@@ -39,6 +39,7 @@ from kws_tf.decisions import KeywordDetector, verify_scores_at
 from kws_tf.evaluate import metrics
 from kws_tf.evaluate.gate_grid import best_at, best_by_pair, from_rows, save_grid
 from kws_tf.evaluate.streams import keyword_stream, split_bank
+from kws_tf.evaluate.suite import check_rate
 from kws_tf.evaluate.traces import (NEVER_FIRES, TraceError, check_same_models, load_traces, model_digests, model_recipes,
                                    save_traces, stream_traces)
 from kws_tf.runtime import Transcriber, detector_config
@@ -55,6 +56,7 @@ def collect_traces(models: str, bank, keyword: str, minutes: float, seed: int, p
     ``(times, probs)``, the keyword spans, the stream's duration and the word model's keyword trace
     ``(verify_times, verify_probs)`` (empty when the word model has no keyword class)."""
     tr = Transcriber.from_dir(models, precision, detector_overrides={"threshold": NEVER_FIRES})
+    check_rate(models, tr.features.sample_rate_hz)
     traces, _ = stream_traces(tr, keyword_stream(bank, keyword, minutes, seed))
     if not len(traces[0]):
         raise SystemExit(f"error: --minutes {minutes:g}: a stream this short gives the keyword model no window to score; give more minutes")
@@ -187,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--save-grid {args.save_grid}: is also --save-traces; give the grid a file of its own")
 
     try:
-        sidecar, base = load_sidecar(args.models, "kws"), detector_config(args.models)
+        sidecar = load_sidecar(args.models, "kws")
+        base = detector_config(args.models, sidecar)
         digests = model_digests(args.models, args.precision)
         recipes = model_recipes(args.models)
     except ModelDirError as e:

@@ -88,11 +88,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     models = args.models or default_models_dir()
     keyword, labels = suite.vocabulary(models)
     precisions = list(dict.fromkeys(args.precision))
-    for p in precisions:  # fail on a missing or broken model now, not after minutes of work
-        rate = Transcriber.from_dir(models, p).features.sample_rate_hz
-    if rate != SR:
-        raise UsageError(f"--models {models}: its models take {rate} Hz audio, and the evaluation builds its clips and "
-                         f"streams at {SR} Hz; evaluate models trained at {SR} Hz")
+    for p in precisions:  # fail on a missing, broken or other-rate model now, not after minutes of work
+        suite.check_rate(models, Transcriber.from_dir(models, p).features.sample_rate_hz)
     plots.pyplot()
     try:
         import jiwer  # noqa: F401  (needed only at the end: fail before minutes of work)

@@ -12,7 +12,7 @@ import numpy as np
 
 from kws_tf.dataset import CORE_WORDS
 from kws_tf.evaluate import metrics
-from kws_tf.evaluate.streams import Sentence, WordBank
+from kws_tf.evaluate.streams import SR, Sentence, WordBank
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class PocketSphinx:
             raise PeerError("--compare pocketsphinx needs the pocketsphinx package: pip install pocketsphinx==5.1.1") from None
         self.version = getattr(pocketsphinx, "__version__", None) or _dist_version("pocketsphinx")
         model = {"hmm": get_model_path("en-us/en-us"), "dict": get_model_path("en-us/cmudict-en-us.dict"),
-                 "samprate": 16000, "loglevel": "FATAL"}
+                 "samprate": SR, "loglevel": "FATAL"}
         self._clips = Decoder(**model)
         self._loop = Decoder(**model, fwdflat=False, bestpath=False)
         missing = [w for w in {*words, keyword} if self._clips.lookup_word(w) is None]
@@ -105,7 +105,7 @@ def evaluate_pocketsphinx(bank: WordBank, labels: list[str], keyword: str, items
         t0 = time.perf_counter()
         heard = peer.transcribe(s.mixture.audio)
         busy += time.perf_counter() - t0
-        audio_s += len(s.mixture.audio) / 16000.0
+        audio_s += len(s.mixture.audio) / SR
         gated = heard[heard.index(keyword) + 1:] if keyword in heard else None
         if s.has_keyword:
             refs.append(s.reference)

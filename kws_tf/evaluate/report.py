@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from kws_tf.evaluate import plots
-from kws_tf.evaluate.streams import WordBank
+from kws_tf.evaluate.streams import SR, WordBank
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
 
 def _wav_uri(audio: np.ndarray) -> str:
     buf = io.BytesIO()
-    sf.write(buf, np.clip(audio, -1, 1), 16000, format="WAV", subtype="PCM_16")
+    sf.write(buf, np.clip(audio, -1, 1), SR, format="WAV", subtype="PCM_16")
     return "data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -111,7 +111,7 @@ def write_report(results: dict, bank: WordBank, example: dict, report_dir: str, 
     images = [("Accuracy per word", "per_word.png"), ("Accuracy against SNR", "snr.png"),
               ("Keyword DET curve (long streams)", "det.png")] + images
     if example:
-        plots.transcript_png(example["audio"], 16000, os.path.join(report_dir, "keyword_trace.png"),
+        plots.transcript_png(example["audio"], SR, os.path.join(report_dir, "keyword_trace.png"),
                              times_s=example["times_s"], probs=example["probs"], threshold=example["threshold"],
                              detections=[k.time_s for k in example["detections"]],
                              words=[(w.word, w.start_s, w.end_s) for w in example["words"]], truth=example["spans"],

@@ -16,11 +16,11 @@ from kws_tf.config import FeatureConfig, from_dict
 from kws_tf.dataset import CORE_WORDS
 from kws_tf.decisions import is_word_label
 from kws_tf.evaluate import metrics
-from kws_tf.evaluate.streams import WordBank, add_noise, keyword_stream, sentences, training_like_clips
+from kws_tf.evaluate.streams import SR, WordBank, add_noise, keyword_stream, sentences, training_like_clips
 from kws_tf.evaluate.traces import NEVER_FIRES, stream_traces
 from kws_tf.features import log_mel
 from kws_tf.runtime import Transcriber, detector_config
-from kws_tf.sidecar import VERIFIER, load_sidecar, load_verifiers, model_file
+from kws_tf.sidecar import VERIFIER, ModelDirError, load_sidecar, load_verifiers, model_file
 from kws_tf.tflite_model import TFLiteModel
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,14 @@ def _bar(total: float, desc: str, settings: Settings, position: int, unit: str =
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, position=position, leave=False,
                 disable=not settings.progress, dynamic_ncols=True, mininterval=1.0)
+
+
+def check_rate(models_dir: str, rate: int) -> None:
+    """Refuse (ModelDirError, one line) a package whose models take audio at ``rate`` Hz other than ``SR``:
+    the evaluation and tuning tools build their clips, streams and sentences at ``SR``."""
+    if rate != SR:
+        raise ModelDirError(f"{models_dir}: its models take {rate} Hz audio, and the evaluation builds its clips and "
+                            f"streams at {SR} Hz; use models trained at {SR} Hz")
 
 
 def vocabulary(models_dir: str) -> tuple[str, list[str]]:

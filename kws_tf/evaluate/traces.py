@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from kws_tf.atomic_write import atomic_path
+from kws_tf.evaluate.streams import SR
 from kws_tf.sidecar import TASKS, confirming_folders, load_sidecar, model_file
 
 STREAM_KEYS = ("split", "seed", "minutes", "precision")  # the same keys, the same audio and scores
@@ -98,13 +99,13 @@ def stream_traces(tr, segments: Iterable, verify: bool = True, finish: bool = Fa
         tr.on_verify_scores = lambda t, p: (verify_t.append(np.asarray(t, float)), verify_p.append(np.asarray(p, np.float32)))
     for start_s, seg in segments:
         t0 = time.perf_counter()
-        for lo in range(0, len(seg.audio), 16000):  # the runtime's numbers do not depend on the block size
-            tr.feed(seg.audio[lo:lo + 16000])
+        for lo in range(0, len(seg.audio), SR):  # the runtime's numbers do not depend on the block size
+            tr.feed(seg.audio[lo:lo + SR])
         busy += time.perf_counter() - t0
         spans.append(seg.keyword_spans + start_s)
-        duration = start_s + len(seg.audio) / 16000.0
+        duration = start_s + len(seg.audio) / SR
         if progress is not None:
-            progress(len(seg.audio) / 16000.0)
+            progress(len(seg.audio) / SR)
     if finish:
         tr.finish()
     t, p = (np.concatenate(times), np.concatenate(probs)) if times else (np.zeros(0), np.zeros(0, np.float32))
