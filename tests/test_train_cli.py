@@ -464,16 +464,17 @@ def test_a_kept_verifier_is_named_and_still_loads(verifiers, tiny_models_dir, ti
     verb = "is kept and still confirms" if len(verifiers) == 1 else "are kept and still confirm"
     for task in ("kws", "words"):
         assert f"{task}: {names} {verb} the keyword" in printed
-    assert "warning: its features differ" not in printed  # same preset, same features
+    assert "warning" not in printed  # same preset, same features; the verifiers know the keyword
     assert all((out / folder / "model.json").exists() for folder in verifiers)
     assert Transcriber.from_dir(str(out)).has_verifier
 
 
-def test_a_model_exported_beside_others_with_other_features_is_flagged(tiny_models_dir, tiny_data_dir, tmp_path, capsys):
+def test_a_model_that_would_not_load_beside_the_kept_ones_is_refused_before_training(tiny_models_dir, tiny_data_dir, tmp_path, capsys):
     """A keyword model trained into a folder whose word model runs another front end (as a preset-trained model
-    beside the shipped ones: remove_dc false against true) is exported, and the run says the folder will not
-    load until the features agree, naming the setting and the other folder; loading then fails as it says."""
-    from kws_tf.runtime import ModelDirError, Transcriber
+    beside the shipped ones: remove_dc false against true) would leave a package that does not load: the run is
+    refused before any training, in one line naming the folder, the setting and the ways out, and nothing is
+    written. With the suggested --set the run goes through and the package loads."""
+    from kws_tf.runtime import Transcriber
     from kws_tf.train.__main__ import main
 
     out = tmp_path / "models"
@@ -482,17 +483,21 @@ def test_a_model_exported_beside_others_with_other_features_is_flagged(tiny_mode
     assert sidecar["features"]["remove_dc"] is False
     sidecar["features"]["remove_dc"] = True
     (out / "words" / "model.json").write_text(json.dumps(sidecar))
-    assert main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "kws", "--words", *TINY_WORDS,
-                 "--out", str(out), "--run-dir", str(tmp_path / "runs"), "--quiet"]) == 0
-    printed = capsys.readouterr().out
-    assert f"kws: warning: its features differ from {out / 'words'}/ (remove_dc false against true), so {out} will not load" in printed
-    with pytest.raises(ModelDirError, match="remove_dc false against true"):
-        Transcriber.from_dir(str(out))
+    argv = ["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "kws", "--words", *TINY_WORDS,
+            "--out", str(out), "--run-dir", str(tmp_path / "runs"), "--quiet"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {out / 'words'}/ runs other features than this run (remove_dc true, this run false), so "
+                   f"{out} would not load once this run exported into it: add --set features.remove_dc=true to train "
+                   "with its features, or pass --out with a folder of its own"]
+    assert sorted(os.listdir(out)) == ["words"] and not (tmp_path / "runs").exists()
+    assert main([*argv, "--set", "features.remove_dc=true"]) == 0
+    assert Transcriber.from_dir(str(out)).features.remove_dc is True
 
 
-def test_a_differing_verifier_is_flagged_once_for_both_new_models(tiny_models_dir, tiny_data_dir, tmp_path, capsys):
-    """With --task both, a kept verifier/ whose features differ from the two new models gets one warning naming
-    both, not one per model."""
+def test_a_differing_verifier_is_named_with_the_way_to_move_it(tiny_models_dir, tiny_data_dir, tmp_path, capsys):
+    """With --task both, a kept verifier/ whose features differ from the new models' is the one conflict, and the
+    message offers moving it out (words/ then confirms the keyword) besides matching its features."""
     from kws_tf.train.__main__ import main
 
     out = tmp_path / "models"
@@ -501,11 +506,31 @@ def test_a_differing_verifier_is_flagged_once_for_both_new_models(tiny_models_di
     sidecar["features"]["remove_dc"] = True
     (out / "verifier" / "model.json").write_text(json.dumps(sidecar))
     assert main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "both", "--words", *TINY_WORDS,
+                 "--out", str(out), "--run-dir", str(tmp_path / "runs"), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {out / 'verifier'}/ runs other features than this run (remove_dc true, this run false)")
+    assert err[0].endswith(f"or pass --out with a folder of its own, or move {out / 'verifier'}/ out of it "
+                           "(words/ then confirms the keyword)")
+    assert sorted(os.listdir(out)) == ["verifier"]
+
+
+def test_a_kept_verifier_without_the_keyword_is_not_said_to_confirm_it(tiny_models_dir, tiny_data_dir, tmp_path, capsys):
+    """A kept verifier with no class for the keyword (the shipped "stop" verifier beside another keyword) confirms
+    nothing at run time: the run warns so and says to remove it, instead of saying it still confirms the keyword."""
+    from kws_tf.train.__main__ import main
+
+    out = tmp_path / "models"
+    shutil.copytree(tiny_models_dir, out)
+    shutil.copytree(os.path.join(tiny_models_dir, "words"), out / "verifier")
+    sidecar = json.loads((out / "verifier" / "model.json").read_text())
+    sidecar["labels"] = ["halt" if w == "stop" else w for w in sidecar["labels"]]
+    (out / "verifier" / "model.json").write_text(json.dumps(sidecar))
+    assert main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "kws", "--words", *TINY_WORDS,
                  "--out", str(out), "--run-dir", str(tmp_path / "runs"), "--quiet"]) == 0
-    warnings = [line for line in capsys.readouterr().out.splitlines() if "warning:" in line]
-    assert warnings == [f"kws, words: warning: their features differ from {out / 'verifier'}/ (remove_dc false against true), "
-                        f"so {out} will not load until they agree: train them with the same preset, or make the 'features' "
-                        "of their model.json files agree (README, \"Export\")"]
+    printed = capsys.readouterr().out
+    assert "still confirm" not in printed
+    assert (f"kws: warning: {out / 'verifier'}/ has no 'stop' class, so the package confirms no keyword detection; "
+            f"remove that folder to let {out / 'words'}/ confirm the keyword, then tune the gate again") in printed
 
 
 def test_no_test_leaves_the_test_split_unscored(tiny_models_dir, tiny_data_dir, tmp_path):

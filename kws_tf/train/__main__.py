@@ -4,6 +4,7 @@ Commands folder and export them (SavedModel, TFLite float32 and int8, JSON sidec
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from kws_tf.cli import FOLD_HELP, LISTS_HELP, UsageParser, fold_arg  # noqa: E402
 from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, fold_text, index_speech_commands  # noqa: E402
-from kws_tf.config import FeatureConfig, feature_difference, from_dict, to_dict  # noqa: E402
+from kws_tf.config import FeatureConfig, from_dict, to_dict  # noqa: E402
 from kws_tf.sidecar import ModelDirError, load_sidecar, verifier_folders  # noqa: E402
 from kws_tf.train.presets import SECTIONS, PresetError, available_presets, load_preset  # noqa: E402
 from kws_tf.train.run_lock import RunDirBusy, run_dir_lock  # noqa: E402
@@ -72,21 +73,47 @@ NEXT_STEP = {  # a fresh export carries its preset's run-time settings, not tune
 }
 
 
-def _front_end_mismatches(out: str, new: list[str]) -> list[str]:
-    """The models already in ``out`` whose features differ from the ones just exported there (``new``: one preset,
-    so one front end; the folder will not load until they agree), each as ``"OUT/words/ (remove_dc false against true)"``."""
-    def features(folder: str) -> FeatureConfig | None:
-        try:
-            sidecar = load_sidecar(out, folder, task_in_file="words" if folder in verifiers else None)
-            return from_dict(FeatureConfig, sidecar["features"])
-        except (ModelDirError, ValueError, KeyError, TypeError):  # absent or unusable: loading says what is wrong
-            return None
+def _kept_sidecar(out: str, folder: str) -> dict | None:
+    """The sidecar of a model this run keeps in ``out`` (``kws``, ``words`` or a verifier folder); None when it
+    is absent or unusable (loading the package says what is wrong)."""
+    try:
+        return load_sidecar(out, folder, task_in_file="words" if folder not in ("kws", "words") else None)
+    except ModelDirError:
+        return None
 
-    verifiers = verifier_folders(out)
-    ours = features(new[0])
-    kept = ((folder, features(folder)) for folder in ("kws", "words", *verifiers) if folder not in new)
-    return [f"{os.path.join(out, folder)}/ ({feature_difference(ours, theirs)})"
-            for folder, theirs in kept if ours is not None and theirs is not None and theirs != ours]
+
+def front_end_conflict(out: str, new: list[str], ours: FeatureConfig) -> str | None:
+    """Why ``out`` would not load once this run (tasks ``new``, features ``ours``: one preset, one front end)
+    exported into it: the models it keeps there that run other features (e.g. the shipped models, whose
+    sidecars say remove_dc true, beside a preset-trained model), as a one-line message with the ways out;
+    None when they agree. Checked before training, so that no model is replaced by one that cannot load."""
+    differing = []
+    for folder in ("kws", "words", *verifier_folders(out)):
+        sidecar = None if folder in new else _kept_sidecar(out, folder)
+        try:
+            theirs = from_dict(FeatureConfig, sidecar["features"]) if sidecar else None
+        except (ValueError, KeyError, TypeError):
+            theirs = None
+        if theirs is not None and theirs != ours:
+            differing.append((folder, theirs))
+    if not differing:
+        return None
+    folders = [f"{os.path.join(out, folder)}/" for folder, _ in differing]
+    theirs = differing[0][1]
+    fields = [f.name for f in dataclasses.fields(FeatureConfig) if getattr(theirs, f.name) != getattr(ours, f.name)]
+    sets = " ".join(f"--set features.{name}={json.dumps(getattr(theirs, name))}" for name in fields)
+    only_verifiers = all(folder not in ("kws", "words") for folder, _ in differing)
+    move = f", or move {' and '.join(folders)} out of it (words/ then confirms the keyword)" if only_verifiers else ""
+    return (f"{' and '.join(folders)} {'runs' if len(folders) == 1 else 'run'} other features than this run "
+            f"({', '.join(f'{name} {json.dumps(getattr(theirs, name))}, this run {json.dumps(getattr(ours, name))}' for name in fields)}), "
+            f"so {out} would not load once this run exported into it: add {sets} to train with "
+            f"{'its' if len(folders) == 1 else 'their'} features, or pass --out with a folder of its own{move}")
+
+
+def _confirms(out: str, folder: str, keyword: str) -> bool:
+    """Whether the kept verifier ``folder`` has a class for ``keyword`` (the runtime verifies with it only then)."""
+    sidecar = _kept_sidecar(out, folder)
+    return bool(sidecar) and keyword in sidecar.get("labels", [])
 
 
 # What a resumed run must share with the interrupted one: what shapes its data and model. The number of
@@ -214,11 +241,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
-    from kws_tf.train.fitting import ResumeError
-
     tasks = ["kws", "words"] if args.task == "both" else [args.task]
     name = f"{preset.name}-fold{args.fold[0]}of{args.fold[1]}" if args.fold else preset.name  # a fold's run never resumes or replaces another's
     args.out = args.out or (os.path.join("training", "runs", f"{name}-models") if args.fold else "saved_models")
+    conflict = front_end_conflict(args.out, tasks, preset.features)
+    if conflict:
+        print(f"error: {conflict}", file=sys.stderr)
+        return 1
+
+    from kws_tf.train.fitting import ResumeError
     for task in tasks:
         run_dir = args.run_dir and os.path.join(args.run_dir, task) or os.path.join("training", "runs", f"{name}-{task}")
         try:
@@ -233,19 +264,21 @@ def main(argv: list[str] | None = None) -> int:
         data += f" --fold {fold_text(args.fold)}" if args.fold else ""
         print(f"{task}: {NEXT_STEP[task].format(out=shlex.quote(args.out), data=data)}")
         kept = verifier_folders(args.out)
-        if kept:  # e.g. the shipped package's: a new words/ or kws/ does not replace them
-            names = ", ".join(f"{os.path.join(args.out, folder)}/" for folder in kept)
-            one = len(kept) == 1
+        confirming = [folder for folder in kept if _confirms(args.out, folder, args.keyword)]
+        if confirming:  # e.g. the shipped package's: a new words/ or kws/ does not replace them
+            names = ", ".join(f"{os.path.join(args.out, folder)}/" for folder in confirming)
+            one = len(confirming) == 1
             print(f"{task}: {names} {'is' if one else 'are'} kept and still confirm{'s' if one else ''} the keyword, so "
                   f"{os.path.join(args.out, 'words')}/ only transcribes (remove {'that folder' if one else 'those folders'} "
                   "to let it verify too, then tune the gate again)")
+        lacking = [f"{os.path.join(args.out, folder)}/" for folder in kept if folder not in confirming]
+        if lacking:  # e.g. the shipped "stop" verifier beside a new keyword: the runtime then verifies with none
+            one = len(lacking) == 1
+            print(f"{task}: warning: {', '.join(lacking)} {'has' if one else 'have'} no '{args.keyword}' class, so the "
+                  f"package confirms no keyword detection; remove {'that folder' if one else 'those folders'} to let "
+                  f"{os.path.join(args.out, 'words')}/ confirm the keyword, then tune the gate again")
         for split, scores in summary["metrics"].items():  # one line per split, so the test line is easy to leave unread
             print(f"{task}: {split} split (Keras): {json.dumps(scores, default=str)[:400]}")
-    whose = "its features differ" if len(tasks) == 1 else "their features differ"
-    for mismatch in _front_end_mismatches(args.out, tasks):  # once all are exported; e.g. a preset-trained model beside the shipped ones
-        print(f"{', '.join(tasks)}: warning: {whose} from {mismatch}, so {args.out} will not load until they agree: "
-              "train them with the same preset, or make the 'features' of their model.json files agree "
-              "(README, \"Export\")")
     return 0
 
 
