@@ -40,9 +40,13 @@ def _read_with_pydub(path: str, target_hz: int) -> np.ndarray:
         raise AudioError(f"{path}: reading {os.path.splitext(path)[1]} needs ffmpeg; install it (e.g. apt install ffmpeg) or convert the file to WAV/FLAC")
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from pydub import AudioSegment
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from pydub import AudioSegment
+    except ImportError as exc:  # pydub missing, or on Python 3.13+ its audioop stand-in (audioop-lts)
+        raise AudioError(f"{path}: reading {os.path.splitext(path)[1]} needs pydub ({_first_line(exc)}); "
+                         "pip install pydub (and audioop-lts on Python 3.13+), or convert the file to WAV/FLAC") from None
     try:
         seg = AudioSegment.from_file(path).set_channels(1).set_frame_rate(target_hz).set_sample_width(2)
     except Exception as exc:  # pydub raises many types, all meaning "could not decode"

@@ -34,10 +34,16 @@ class UsageParser(argparse.ArgumentParser):
 
 
 def default_models_dir() -> str:
-    """``./saved_models`` if it exists, else ``saved_models/`` in the repository holding this package."""
+    """``./saved_models`` if it exists, else ``saved_models/`` in the repository holding this package; a
+    UsageError (one line: pass --models) where neither is there, as after ``pip install .`` outside the
+    checkout (the shipped models live in the repository, not in the installed package)."""
     if os.path.isdir("saved_models"):
         return "saved_models"
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
+    beside = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
+    if not os.path.isdir(beside):
+        raise UsageError("no saved_models/ folder here or beside the installed package; pass --models DIR, a folder "
+                         "with kws/ and words/ (the shipped ones are the repository's saved_models/)")
+    return beside
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:

@@ -129,6 +129,34 @@ def test_usage_errors_exit_1_without_traceback(clips, tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_no_models_folder_anywhere_says_to_pass_models(clips, tmp_path, capsys, monkeypatch):
+    """Outside the checkout after ``pip install .`` (no ./saved_models, none beside the installed package) the
+    default is no path that then fails as a missing sidecar: one line says to pass --models."""
+    from kws_tf import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "kws_tf" / "cli.py"))
+    assert transcribe.main([str(clips / "a.wav")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["python -m kws_tf.transcribe: error: no saved_models/ folder here or beside the installed package; pass --models "
+                   "DIR, a folder with kws/ and words/ (the shipped ones are the repository's saved_models/)"]
+
+
+def test_m4a_without_pydub_fails_its_file_in_one_line(fake_models, clips, tmp_path, capsys, monkeypatch):
+    """An M4A file needs ffmpeg and pydub: with ffmpeg there but pydub missing, that file fails with one line
+    naming what to install, and the batch goes on."""
+    from kws_tf import audio_io
+
+    m4a = tmp_path / "voice.m4a"
+    m4a.write_bytes(b"\0" * 64)
+    monkeypatch.setattr(audio_io.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setitem(sys.modules, "pydub", None)
+    rc, out, err = run(capsys, m4a, clips / "a.wav")
+    assert rc == 2 and "a.wav" in out  # some files failed, the others were transcribed
+    lines = [line for line in err.splitlines() if "voice.m4a" in line]
+    assert len(lines) == 1 and "needs pydub" in lines[0] and "pip install pydub" in lines[0] and "Traceback" not in err
+
+
 def test_usage_errors_in_values(fake_models, clips, tmp_path, capsys):
     for argv in (["--jobs", "0"], ["--threshold", "1.5"], ["--verify-threshold", "-0.1"], ["--output", str(tmp_path / "no" / "out.txt")], ["--output", ""]):
         rc, _, err = run(capsys, *argv, clips / "a.wav")

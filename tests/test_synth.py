@@ -117,3 +117,13 @@ def test_cli_writes_clips(tmp_path, capsys):
     assert synth.main(["--words", "up", "--out", str(tmp_path), "--per-word", "2", "--jobs", "1"]) == 0
     assert "wrote 2 clips" in capsys.readouterr().out
     assert len(os.listdir(tmp_path / "up")) == 2
+
+
+def test_cli_on_python_3_10_is_one_line(tmp_path, capsys, monkeypatch):
+    """The workers take a fresh library per shard with 3.11's max_tasks_per_child: on 3.10 the run stops in one
+    line naming the version needed, before it makes any folder."""
+    monkeypatch.setattr(synth.sys, "version_info", (3, 10, 13, "final", 0))
+    assert synth.main(["--words", "yes", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: synthesis needs Python 3.11 or newer") and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()

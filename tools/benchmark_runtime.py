@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from kws_tf.audio_io import read_audio  # noqa: E402
-from kws_tf.cli import default_models_dir, doc_summary, UsageParser  # noqa: E402
+from kws_tf.cli import default_models_dir, doc_summary, UsageError, UsageParser  # noqa: E402
 from kws_tf.runtime import Transcriber  # noqa: E402
 from kws_tf.sidecar import verifier_folders  # noqa: E402
 
@@ -125,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--realtime-s", type=float, default=10.0, help="seconds of real-time feeding per mode")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads")
     args = p.parse_args(argv)
-    models = args.models or default_models_dir()
+    try:
+        models = args.models or default_models_dir()
+    except UsageError as exc:
+        p.error(str(exc))
     audio = test_clip(args.clip)
     report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                     "models": os.path.abspath(models)}

@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         import jiwer  # noqa: F401  (needed only at the end: fail before minutes of work)
     except ImportError:
-        raise UsageError("the word error rate needs jiwer: pip install jiwer (or pip install kws_tf[eval])") from None
+        raise UsageError("the word error rate needs jiwer: pip install jiwer (or pip install '.[eval]' in the checkout)") from None
 
     if args.compare:
         PocketSphinx(labels, keyword)

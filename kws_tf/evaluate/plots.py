@@ -1,5 +1,5 @@
 """PNG figures of evaluation results and of one transcribed recording (numpy and matplotlib with the
-Agg backend, imported on first use; install with ``pip install kws_tf[eval]``)."""
+Agg backend, imported on first use; install with ``pip install matplotlib`` (or ``pip install '.[eval]'`` in the checkout))."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise PlotError("plots need matplotlib: pip install matplotlib (or pip install kws_tf[eval])") from None
+        raise PlotError("plots need matplotlib: pip install matplotlib (or pip install '.[eval]' in the checkout)") from None
     return plt
 
 

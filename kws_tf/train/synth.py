@@ -253,6 +253,8 @@ def synthesize_words(words: list[str], out_dir: str, per_word: int = 200, seed: 
     Returns:
         Number of new files per word.
     """
+    if sys.version_info < (3, 11):  # ProcessPoolExecutor(max_tasks_per_child=...) below is 3.11's
+        raise SynthError(f"synthesis needs Python 3.11 or newer (a fresh worker per shard); this is {sys.version.split()[0]}")
     if not words:
         raise SynthError("no words given")
     bad = [w for w in words if not WORD_RE.match(w)]
