@@ -7,10 +7,12 @@ of the speaker id, as the data set's README prescribes, so a speaker never lands
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import os
 import re
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -28,6 +30,8 @@ V1_WORDS = (
     "off on one right seven sheila six stop three tree two up wow yes zero"
 ).split()
 CORE_WORDS = "down go left no off on right stop up yes".split()
+# The words kws_tf.train.synth renders (and so may be new word folders): lowercase, apostrophes and hyphens.
+SYNTH_WORD_RE = re.compile(r"^[a-z][a-z'-]*$")
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # from the data set's README
 
 
@@ -183,15 +187,37 @@ def index_speech_commands(data_dir: str, lists_dir: str | None = None, fold: tup
     return DatasetIndex(root, clips, noise, missing, split_source, counts, fold)
 
 
-def check_vocabulary(index: DatasetIndex, words: list[str], split: str = "train") -> None:
-    """Raise DataError naming the vocabulary words that have no clips in ``split``."""
-    have = {c.word for c in index.clips if c.split == split}
+def check_vocabulary(index: DatasetIndex, words: list[str], split: str = "train", synthetic: DatasetIndex | None = None) -> None:
+    """Raise DataError naming the vocabulary words that have no clips in ``split`` of ``index`` or of
+    ``synthetic`` (the --synthetic-dir folder), with :func:`missing_words_error`'s hints."""
+    indexes = [index] + ([synthetic] if synthetic else [])
+    have = {c.word for ix in indexes for c in ix.clips if c.split == split}
     lacking = [w for w in words if w not in have]
     if lacking:
-        raise DataError(
-            f"{index.root}: no {split} clips for {', '.join(lacking)}; remove them from --words or add "
-            f"WORD/*.wav folders (or synthesize them: python -m kws_tf.train.synth)"
-        )
+        raise missing_words_error(lacking, indexes, f"{split} clips for {', '.join(lacking)}",
+                                  "remove it from --words or add its WORD/*.wav folder" if len(lacking) == 1 else
+                                  "remove them from --words or add their WORD/*.wav folders")
+
+
+def missing_words_error(lacking: list[str], indexes: list[DatasetIndex], what: str, remedy: str) -> DataError:
+    """A one-line DataError for words without clips: ``"FOLDERS: no WHAT; did you mean ...? REMEDY, or
+    synthesize ..."``. It names every folder searched (the data folder, then --synthetic-dir's), suggests
+    close matches among their word folders (compared lowercased, so ``Go`` finds ``go``), and gives the
+    synthesis command only for the words kws_tf.train.synth renders (lowercase words, not phrases)."""
+    folders = {c.word.lower(): c.word for ix in indexes for c in ix.clips}
+    hints = []
+    for word in lacking:
+        close = [folders[m] for m in difflib.get_close_matches(word.lower(), list(folders), n=1)]
+        if close and close[0] != word:
+            hints.append(f"'{close[0]}' for '{word}'")
+    message = f"{' and '.join(ix.root for ix in indexes)}: no {what}; "
+    message += f"did you mean {', '.join(hints)}? Else {remedy}" if hints else remedy
+    renderable = [w for w in lacking if SYNTH_WORD_RE.match(w)]
+    if renderable:
+        command = f"python -m kws_tf.train.synth --words {' '.join(renderable)} --out "
+        message += (f", or synthesize {' '.join(renderable)} into the synthetic folder: {command}{shlex.quote(indexes[1].root)}"
+                    if len(indexes) > 1 else f", or synthesize {' '.join(renderable)}: {command}DIR, then add --synthetic-dir DIR")
+    return DataError(message)
 
 
 def fit_length(audio: np.ndarray, n: int) -> np.ndarray:

@@ -91,13 +91,37 @@ def test_bad_folders_give_clear_errors(tmp_path):
     with pytest.raises(DataError, match="no WORD/\\*.wav clips"):
         index_speech_commands(str(tmp_path / "empty"))
     index = index_speech_commands(write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1))
-    with pytest.raises(DataError, match="no train clips for zebra"):
+    with pytest.raises(DataError, match="no train clips for zebra; remove it from --words or add its WORD/\\*.wav folder, or "
+                                        "synthesize zebra: python -m kws_tf.train.synth --words zebra --out DIR, then add --synthetic-dir DIR$"):
         check_vocabulary(index, ["yes", "zebra"])
     (tmp_path / "a_file").write_text("")
     with pytest.raises(DataError, match="a_file: is a file; pass --data-dir with a Speech Commands folder"):
         index_speech_commands(str(tmp_path / "a_file"))
     with pytest.raises(DataError, match="no validation_list.txt or testing_list.txt there"):  # never a silent hash split
         index_speech_commands(str(tmp_path / "tree"), lists_dir=str(tmp_path / "empty"))
+
+
+def test_words_the_data_lacks_get_close_matches_and_synthesis_only_for_renderable_words(tmp_path):
+    index = index_speech_commands(write_tree(str(tmp_path / "tree"), words=("yes", "go", "lights"), speakers=3, per_speaker=1))
+    with pytest.raises(DataError) as caught:
+        check_vocabulary(index, ["yes", "ligths", "Go", "turn on"])
+    message = str(caught.value)
+    assert message.startswith(f"{index.root}: no train clips for ligths, Go, turn on; did you mean 'lights' for 'ligths', 'go' for 'Go'? "
+                              "Else remove them from --words")
+    # only the lowercase word is offered to the synthesizer: not 'Go', not the phrase
+    assert message.endswith(", or synthesize ligths: python -m kws_tf.train.synth --words ligths --out DIR, then add --synthetic-dir DIR")
+    assert "\n" not in message
+    # with --synthetic-dir, both folders are named and the command writes into the synthetic one
+    synthetic = index_speech_commands(write_tree(str(tmp_path / "my synth"), words=("marvin",), speakers=3, per_speaker=1, lists=False))
+    with pytest.raises(DataError) as caught:
+        check_vocabulary(index, ["yes", "marvn", "Go"], synthetic=synthetic)
+    message = str(caught.value)
+    assert message.startswith(f"{index.root} and {synthetic.root}: no train clips for marvn, Go; did you mean 'marvin' for 'marvn', 'go' for 'Go'?")
+    assert message.endswith(f"or synthesize marvn into the synthetic folder: python -m kws_tf.train.synth --words marvn --out '{synthetic.root}'")
+    check_vocabulary(index, ["yes", "marvin"], synthetic=synthetic)  # a word only the synthetic folder has is there
+    # an uppercase word alone, with its lowercase folder there: the suggestion, and no synthesis
+    with pytest.raises(DataError, match="did you mean 'go' for 'Go'\\? Else remove it from --words or add its WORD/\\*.wav folder$"):
+        check_vocabulary(index, ["Go"])
 
 
 def test_unreadable_clips_are_skipped_and_reported(tmp_path):

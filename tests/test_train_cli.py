@@ -126,7 +126,7 @@ def test_bad_inputs_get_one_line_errors(tmp_path):
     assert "no WORD/*.wav clips" in one_line_error(run_cli("--data-dir", str(tmp_path / "empty")))
     tree = write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1)
     assert "no train clips for zebra" in one_line_error(run_cli("--data-dir", tree, "--task", "words", "--words", "yes", "zebra"))
-    assert "keyword 'marvin'" in one_line_error(run_cli("--data-dir", tree, "--task", "kws", "--keyword", "marvin"))
+    assert "no clips of the keyword 'marvin'; pick another --keyword" in one_line_error(run_cli("--data-dir", tree, "--task", "kws", "--keyword", "marvin"))
     assert "preset 'nope' not found" in one_line_error(run_cli("--data-dir", tree, "--preset", "nope"))
     assert "bad --set" in one_line_error(run_cli("--data-dir", tree, "--set", "kws.nonsense=1"))
     assert "with --set kws_data.confusable_prob=2: kws_data: confusable_prob must be within 0..1" in one_line_error(
@@ -156,6 +156,48 @@ def test_bad_inputs_get_one_line_errors(tmp_path):
     assert "cannot be the export folder" in one_line_error(
         run_cli("--data-dir", tree, "--preset", "tiny", "--task", "kws", "--out", str(tmp_path / "a_file"), "--run-dir", str(tmp_path / "runs")))
     assert (tmp_path / "a_file").read_text() == ""
+
+
+def test_words_not_in_the_data_get_close_matches_and_the_folders_searched(tmp_path, capsys):
+    """A typo, an uppercase word or a phrase is not sent to the synthesizer blindly: the message names the
+    folders searched, suggests the word folders meant, and gives the synthesis command for lowercase words only."""
+    from kws_tf.train.__main__ import main
+
+    tree = write_tree(str(tmp_path / "tree"), speakers=3, per_speaker=1)
+    synth = write_tree(str(tmp_path / "synth"), words=("left",), speakers=3, per_speaker=1, lists=False)
+    argv = ["--data-dir", tree, "--preset", "tiny", "--out", str(tmp_path / "out"), "--run-dir", str(tmp_path / "runs")]
+
+    def error(*args: str) -> str:
+        assert main([*argv, *args]) == 1
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        return lines[0]
+
+    line = error("--task", "kws", "--keyword", "Stop")
+    assert line == (f"error: {tree}: no clips of the keyword 'Stop'; did you mean 'stop' for 'Stop'? "
+                    "Else pick another --keyword or add its WORD/*.wav folder")  # no synthesis for a word it cannot render
+    line = error("--task", "kws", "--keyword", "stpo", "--synthetic-dir", synth)
+    assert line.startswith(f"error: {tree} and {synth}: no clips of the keyword 'stpo'; did you mean 'stop' for 'stpo'?")
+    assert line.endswith(f"or synthesize stpo into the synthetic folder: python -m kws_tf.train.synth --words stpo --out {synth}")
+    line = error("--task", "words", "--words", "yes", "ligths", "Lef", "turn on", "--synthetic-dir", synth)
+    assert line.startswith(f"error: {tree} and {synth}: no train clips for ligths, Lef, turn on; did you mean 'left' for 'Lef'?")
+    assert line.endswith("--words ligths --out " + synth)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_training_without_tensorflow_says_how_to_install_it(tiny_data_dir, tmp_path, monkeypatch, capsys):
+    """The runtime-only install has no Keras: one line saying what to install, before any run folder is made."""
+    from kws_tf.train.__main__ import main
+
+    for name in ("keras", "tensorflow"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails, as where they are not installed
+    for name in ("kws_tf.train.fitting", "kws_tf.train.train_kws", "kws_tf.train.train_words"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    rc = main(["--data-dir", tiny_data_dir, "--preset", "tiny", "--task", "kws", "--out", str(tmp_path / "out"), "--run-dir", str(tmp_path / "runs")])
+    assert rc == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: training needs TensorFlow: pip install '.[train]' (or the pinned set: pip install -r requirements.txt)"]
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
 
 
 def test_a_run_refused_on_its_data_keeps_the_run_folders_earlier_record(tmp_path, monkeypatch, capsys):
@@ -251,13 +293,14 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
 
 
 def test_a_word_the_data_lacks_trains_from_synthetic_clips(tmp_path):
-    """--words with a word that only --synthetic-dir has (e.g. made by kws_tf.train.synth): it trains
-    (here with mixup and the synthetic taper on), and the synthetic clips only ever serve training."""
+    """--words and --keyword with a word that only --synthetic-dir has (e.g. made by kws_tf.train.synth): it
+    trains (here with mixup and the synthetic taper on), and the synthetic clips only ever serve training.
+    Where it has no held-out clips, the run says so, records it, and does not offer to tune the gate on them."""
     pytest.importorskip("tensorflow")
     tree = write_tree(str(tmp_path / "tree"), words=("stop", "yes", "no"), speakers=4, per_speaker=1)  # 2 train clips a word
     synth = write_tree(str(tmp_path / "synth"), words=("left",), speakers=4, per_speaker=1, lists=False, seed=5)
     out = tmp_path / "out"
-    proc = run_cli("--data-dir", tree, "--synthetic-dir", synth, "--preset", "tiny", "--task", "words", "--words", "yes", "no", "left",
+    proc = run_cli("--data-dir", tree, "--synthetic-dir", synth, "--preset", "tiny", "--keyword", "left", "--words", "yes", "no", "left",
                    "--out", str(out), "--run-dir", str(tmp_path / "run"), "--quiet", "--set", "words.mixup_alpha=0.2", "--set", "words.synthetic_taper_clips=1")
     assert proc.returncode == 0, proc.stderr
     sidecar = load_sidecar(str(out), "words")
@@ -268,6 +311,17 @@ def test_a_word_the_data_lacks_trains_from_synthetic_clips(tmp_path):
     assert sidecar["labels"] == ["yes", "no", "left", "_silence_"]
     assert sidecar["data"]["synthetic_clips"] == 4
     assert "left" not in sidecar["metrics"]["test"]["per_word"]  # no real test clips of it
+    assert sidecar["data"]["unscored_words"] == {"validation": ["left"], "test": ["left"]}
+    assert "WARNING no validation clips of left: the validation accuracy leaves it out" in proc.stderr
+    # the keyword model scores the keyword on its (synthetic) training clips: said, recorded, and no tuning offered
+    kws = load_sidecar(str(out), "kws")
+    assert kws["data"]["from_training_clips"] == {"keyword": ["validation", "test"], "other": []}
+    assert ("WARNING no validation clips of the keyword 'left': its validation numbers come from its training clips "
+            "(4 of 4 of them synthetic speech), not held-out speech") in proc.stderr
+    assert "tune_detector.py" not in proc.stdout
+    assert ("kws: the gate cannot be tuned on this data's validation split: it has no real clips of 'left'; record real clips of it "
+            "(WORD/*.wav in the data folder, some in its validation split) and tune then, or keep the preset's gate settings") in proc.stdout
+    assert "tune_decoder.py" in proc.stdout
 
 
 def test_conversion_failure_note_names_the_crash_not_the_log_noise():

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from kws_tf.cli import FOLD_HELP, LISTS_HELP, UsageParser, fold_arg  # noqa: E402
-from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, fold_text, index_speech_commands  # noqa: E402
+from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, fold_text, index_speech_commands, missing_words_error  # noqa: E402
 from kws_tf.config import FeatureConfig, from_dict, to_dict  # noqa: E402
 from kws_tf.sidecar import ModelDirError, load_sidecar, verifier_folders  # noqa: E402
 from kws_tf.train.presets import SECTIONS, PresetError, available_presets, load_preset  # noqa: E402
@@ -224,10 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             synthetic.clips = [c.__class__(c.path, c.word, c.speaker, "train") for c in synthetic.clips]
         words = list(dict.fromkeys(args.words))
         if args.task in ("words", "both"):
-            have = {c.word for ix in filter(None, (index, synthetic)) for c in ix.clips if c.split == "train"}
-            missing = [w for w in words if w not in have]
-            if missing:
-                check_vocabulary(index, missing)
+            check_vocabulary(index, words, synthetic=synthetic)
             if preset.word_data.keyword_share > 0 and args.keyword not in words:
                 raise PresetError(f"word_data.keyword_share={preset.word_data.keyword_share} needs the keyword '{args.keyword}' among --words; "
                                   "add it or set word_data.keyword_share=0")
@@ -236,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise PresetError(f"word_data.confusable_words names {', '.join(absent)}, not among --words; "
                                   "add them or leave them out of word_data.confusable_words")
         if args.task in ("kws", "both") and not any(c.word == args.keyword for ix in filter(None, (index, synthetic)) for c in ix.clips):
-            raise DataError(f"{data_dir}: no clips of the keyword '{args.keyword}'; pick another --keyword or synthesize it (python -m kws_tf.train.synth)")
+            raise missing_words_error([args.keyword], [ix for ix in (index, synthetic) if ix], f"clips of the keyword '{args.keyword}'",
+                                      "pick another --keyword or add its WORD/*.wav folder")
     except (DataError, PresetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -249,7 +247,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {conflict}", file=sys.stderr)
         return 1
 
-    from kws_tf.train.fitting import ResumeError
+    try:
+        from kws_tf.train.fitting import ResumeError  # imports Keras, which the runtime-only install lacks
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in ("tensorflow", "keras"):
+            raise
+        print("error: training needs TensorFlow: pip install '.[train]' (or the pinned set: pip install -r requirements.txt)", file=sys.stderr)
+        return 1
     for task in tasks:
         run_dir = args.run_dir and os.path.join(args.run_dir, task) or os.path.join("training", "runs", f"{name}-{task}")
         try:
@@ -262,7 +266,11 @@ def main(argv: list[str] | None = None) -> int:
         # Tune on the split it selected on; paths quoted so the command can be pasted as it is.
         data = shlex.quote(data_dir) + (f" --lists-dir {shlex.quote(args.lists_dir)}" if args.lists_dir else "")
         data += f" --fold {fold_text(args.fold)}" if args.fold else ""
-        print(f"{task}: {NEXT_STEP[task].format(out=shlex.quote(args.out), data=data)}")
+        if task == "kws" and not index.select("validation", [args.keyword]):  # e.g. a keyword from synthetic speech alone
+            print(f"kws: the gate cannot be tuned on this data's validation split: it has no real clips of '{args.keyword}'; record "
+                  "real clips of it (WORD/*.wav in the data folder, some in its validation split) and tune then, or keep the preset's gate settings")
+        else:
+            print(f"{task}: {NEXT_STEP[task].format(out=shlex.quote(args.out), data=data)}")
         kept = verifier_folders(args.out)
         confirming = [folder for folder in kept if _confirms(args.out, folder, args.keyword)]
         if confirming:  # e.g. the shipped package's: a new words/ or kws/ does not replace them

@@ -21,6 +21,7 @@ import soundfile as sf
 
 from kws_tf.audio_io import resample, write_wav_atomic
 from kws_tf.cli import UsageParser, doc_summary
+from kws_tf.dataset import SYNTH_WORD_RE
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ PEAK_DB = (-18.0, -3.0, -0.5)
 NOISE_FLOOR_DB = (-85.0, -60.0)
 PERTURB_RANGE = (0.92, 1.08)  # resampling factor: tempo and pitch together
 SHARD_CLIPS = 50  # clips per worker process; fixed so the output does not depend on --jobs
-WORD_RE = re.compile(r"^[a-z][a-z'-]*$")
+WORD_RE = SYNTH_WORD_RE  # the words it renders
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000

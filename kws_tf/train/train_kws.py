@@ -49,19 +49,25 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
 
     noise_audio, _ = load_noise(index.noise_files)
     noise = NoiseBank(noise_audio, kcfg.clip_samples(feats))
+    synthetic_paths = {c.path for c in synthetic.clips} if synthetic else set()
     data = {}
+    from_training = {"keyword": [], "other": []}  # the splits scored on training clips, having none of their own
     for split in ("train", "validation", "test") if score_test else ("train", "validation"):
         kw, other = clips(split, True), clips(split, False)
         if len(kw.clips) == 0:
             if split == "train":
                 raise DataError(f"{index.root}: no training clips of the keyword '{keyword}'; choose a --keyword with a WORD/ folder or synthesize it")
-            kw = clips("train", True)  # no held-out keyword clips: fall back to training clips (noted in summary)
+            kw = clips("train", True)  # e.g. a keyword from synthetic speech alone: scored on what it trained on
+            n_synth = sum(c.path in synthetic_paths for c in kw.clips)
+            log.warning("no %s clips of the keyword '%s': its %s numbers come from its training clips (%d of %d of them "
+                        "synthetic speech), not held-out speech, so they overstate how it does on new speakers", split, keyword, split, n_synth, len(kw.clips))
+            from_training["keyword"].append(split)
         if len(other.clips) == 0:
             other = clips("train", False)
+            from_training["other"].append(split)
         extents = speech_extents(kw.audio, feats.sample_rate_hz).astype(np.float32)
         data[split] = (kw, extents, other)
 
-    synthetic_paths = {c.path for c in synthetic.clips} if synthetic else set()
     unknown = sorted(set(kcfg.confusable_words) - {c.word for ix in sources for c in ix.clips})
     if unknown:
         log.warning("confusable words without clips (ignored): %s", ", ".join(unknown))
@@ -114,6 +120,7 @@ def train_kws(index: DatasetIndex, keyword: str, preset: Preset, *, out_dir: str
         "training": training_record(preset.name, seed, tcfg, timer, pipeline_eps, {"kws_data": to_dict(kcfg), "kws": to_dict(tcfg)}),
         "data": {"index": index.summary(), "keyword_clips": {s: len(d[0].clips) for s, d in data.items()},
                  "other_clips": {s: len(d[2].clips) for s, d in data.items()},
+                 "from_training_clips": from_training,
                  "train_synthetic_clips": {"keyword": int(train_flags["keyword_synthetic"].sum()),
                                            "other": int(train_flags["other_synthetic"].sum())},
                  "train_confusable_clips": int(train_flags["other_confusable"].sum()),

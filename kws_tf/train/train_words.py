@@ -70,6 +70,11 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
     test = _loaded(index.select("test", words) if score_test else [], n, "test clips", verbose == 1)  # unread with score_test off
     noise_audio, noise_failed = load_noise(index.noise_files)
     noise = NoiseBank(noise_audio, n)
+    unscored = {split: [w for w in words if w not in {c.word for c in loaded.clips}]  # e.g. words from synthetic speech alone
+                for split, loaded in [("validation", val)] + ([("test", test)] if score_test else [])}
+    for split, lacking in unscored.items():
+        if lacking:
+            log.warning("no %s clips of %s: the %s accuracy leaves %s out", split, ", ".join(lacking), split, "it" if len(lacking) == 1 else "them")
 
     audio = np.concatenate([train.audio, synth.audio]) if len(synth.audio) else train.audio  # no second copy without synthetic clips
     y = np.array([label_of[c.word] for c in train.clips + synth.clips], np.int32)
@@ -128,6 +133,7 @@ def train_words(index: DatasetIndex, words: list[str], keyword: str, preset: Pre
         "metrics": results,
         "training": training_record(preset.name, seed, tcfg, timer, pipeline_eps, {"word_data": to_dict(wcfg), "words": to_dict(tcfg)}),
         "data": {"index": index.summary(), "train_clips": len(train.clips), "synthetic_clips": len(synth.clips),
+                 "unscored_words": unscored,
                  "synthetic_weight": tcfg.synthetic_weight,
                  "synthetic_weight_per_word": {w: round(float(v), 4) for w, v in zip(words, synth_weight)} if tcfg.synthetic_taper_clips else None,
                  "skipped_unreadable": len(train.failed + synth.failed + val.failed + test.failed) + len(noise_failed)},
