@@ -278,7 +278,7 @@ def load_noise(paths: list[str], sample_rate_hz: int = 16000) -> tuple[list[np.n
 def _progress(total: int, desc: str):
     try:
         from tqdm import tqdm
-    except ImportError:  # tqdm is optional in the runtime install
+    except ImportError:  # a hand-made install without tqdm (declared in setup.cfg): no bar, the loading goes on
         return None
     return tqdm(total=total, desc=desc, unit="clip", leave=False)
 
