@@ -134,9 +134,13 @@ def audio_duration_s(path: str) -> float | None:
 
 
 def write_wav_atomic(path: str, audio: np.ndarray, rate_hz: int = 16000) -> None:
-    """Write 16-bit PCM WAV through a temporary file, so a crash never leaves half a file."""
+    """Write 16-bit PCM WAV through a temporary file, so a crash never leaves half a file. A failed write
+    (a full disk, a folder gone or read-only) is an OSError, as for any other file, not soundfile's own error."""
     with atomic_path(path) as tmp:
-        sf.write(tmp, np.clip(np.asarray(audio, np.float32), -1.0, 1.0), rate_hz, subtype="PCM_16", format="WAV")
+        try:
+            sf.write(tmp, np.clip(np.asarray(audio, np.float32), -1.0, 1.0), rate_hz, subtype="PCM_16", format="WAV")
+        except sf.SoundFileError as exc:
+            raise OSError(f"cannot write {path} ({_first_line(exc)})") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -93,6 +93,10 @@ def run_live(tr: Transcriber, blocks: Iterable[np.ndarray], rate_hz: int, save_d
         log.info("interrupted")
     finally:
         getattr(it, "close", lambda: None)()  # closes the stream of a generator source
+    try:  # the source ended, --duration was reached or Ctrl-C: the utterance in progress is printed (and kept) too
+        _finish(tr, resampler, history, stats, save_dir, duration_s, emit)
+    except KeyboardInterrupt:
+        log.info("interrupted")
     return stats
 
 
@@ -110,22 +114,44 @@ def _loop(tr: Transcriber, it: Iterator[np.ndarray], resampler, history: _AudioH
         events = tr.feed(x)
         stats.feed_ms.append(1000.0 * (time.perf_counter() - t0))
         stats.audio_s = history.end / sr
-        for event in events:
-            clock = datetime.datetime.now().strftime("%H:%M:%S")
-            if isinstance(event, KeywordEvent):
-                stats.keywords += 1
-                emit(f"{clock}  {event.time_s:8.2f} s  keyword  (score {event.score:.2f})")
-            elif isinstance(event, UtteranceEnd):
-                stats.utterances += 1
-                emit(f"{clock}  {event.end_s:8.2f} s  text     {event.text or '(no words)'}")
-                if save_dir:
-                    try:
-                        stats.saved.append(_save(save_dir, history.slice_s(event.start_s - PREROLL_S, event.end_s), event, sr))
-                    except OSError as exc:  # e.g. the disk filled up: listening goes on
-                        print(f"{PROG}: warning: could not save the utterance in {save_dir} ({exc.strerror or exc}); "
-                              "listening goes on", file=sys.stderr, flush=True)
+        _report(events, history, stats, save_dir, emit, sr)
         if duration_s is not None and history.end >= int(duration_s * sr):
             return
+
+
+def _finish(tr: Transcriber, resampler, history: _AudioHistory, stats: LiveStats, save_dir: str | None,
+            duration_s: float | None, emit: Callable[[str], None]) -> None:
+    """End the stream: the resampler's last samples, then ``Transcriber.finish`` (the words of an utterance
+    whose pause never came)."""
+    sr = tr.features.sample_rate_hz
+    events = []
+    if resampler is not None:
+        tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        if duration_s is not None:
+            tail = tail[: max(0, int(duration_s * sr) - history.end)]
+        history.append(tail)
+        events += tr.feed(tail)
+    events += tr.finish()
+    stats.audio_s = history.end / sr
+    _report(events, history, stats, save_dir, emit, sr)
+
+
+def _report(events: list, history: _AudioHistory, stats: LiveStats, save_dir: str | None, emit: Callable[[str], None], sr: int) -> None:
+    """Print the keyword detections and utterances among ``events``, count them, and keep each utterance's audio."""
+    for event in events:
+        clock = datetime.datetime.now().strftime("%H:%M:%S")
+        if isinstance(event, KeywordEvent):
+            stats.keywords += 1
+            emit(f"{clock}  {event.time_s:8.2f} s  keyword  (score {event.score:.2f})")
+        elif isinstance(event, UtteranceEnd):
+            stats.utterances += 1
+            emit(f"{clock}  {event.end_s:8.2f} s  text     {event.text or '(no words)'}")
+            if save_dir:
+                try:
+                    stats.saved.append(_save(save_dir, history.slice_s(event.start_s - PREROLL_S, event.end_s), event, sr))
+                except OSError as exc:  # e.g. the disk filled up: listening goes on
+                    print(f"{PROG}: warning: could not save the utterance in {save_dir} ({exc.strerror or exc}); "
+                          "listening goes on", file=sys.stderr, flush=True)
 
 
 def check_save_dir(save_dir: str) -> None:

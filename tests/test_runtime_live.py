@@ -193,3 +193,39 @@ def test_live_transcribes_the_demo_with_the_shipped_models(virtual_mic, tmp_path
     lines = result.stdout.splitlines()
     assert sum("keyword" in line for line in lines) == 1, result.stdout
     assert any(line.endswith("go left yes") for line in lines), result.stdout
+
+
+def test_the_utterance_in_progress_is_printed_and_kept_when_listening_ends(tmp_path):
+    """Words followed by no pause (the source ends, --duration is reached, or Ctrl-C comes first) are still
+    written down and kept: the loop ends the stream with Transcriber.finish."""
+    no_pause = SPEECH[:-1] + [("", 0.3)]  # 0.3 s after "two", far less than the decoder's pause
+    for ending in ("source ends", "ctrl-c"):
+        def source():
+            yield from blocks_44k(synth(no_pause))
+            if ending == "ctrl-c":
+                raise KeyboardInterrupt
+        lines = []
+        stats = live.run_live(fake_transcriber(), source(), 44100, save_dir=str(tmp_path / ending), emit=lines.append)
+        assert stats.keywords == 1 and stats.utterances == 1, ending
+        assert lines[-1].endswith("text     one two") and len(stats.saved) == 1, ending
+    lines = []
+    stats = live.run_live(fake_transcriber(), blocks_44k(synth(SPEECH)), 44100, duration_s=3.0, emit=lines.append)
+    assert stats.audio_s == 3.0 and stats.utterances == 1 and lines[-1].endswith("text     one two")
+
+
+def test_a_save_folder_gone_while_listening_is_a_warning_not_a_traceback(tmp_path, capsys):
+    """soundfile reports a failed write with its own error (not OSError): the save is reported in one line and
+    listening goes on, as for a full disk."""
+    save_dir = tmp_path / "saved"
+
+    def source():
+        blocks = blocks_44k(synth(SPEECH))
+        yield blocks[0]
+        shutil.rmtree(save_dir)  # e.g. an unmounted card
+        yield from blocks[1:]
+    lines = []
+    stats = live.run_live(fake_transcriber(), source(), 44100, save_dir=str(save_dir), emit=lines.append)
+    assert stats.utterances == 1 and stats.saved == [] and lines[-1].endswith("text     one two")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{live.PROG}: warning: could not save the utterance in {save_dir} (cannot write")
+    assert err[0].endswith("listening goes on")
