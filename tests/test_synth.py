@@ -127,3 +127,22 @@ def test_cli_on_python_3_10_is_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: synthesis needs Python 3.11 or newer") and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_write_failure_is_one_line_and_keeps_what_was_written(tmp_path, capsys, monkeypatch):
+    """A clip that cannot be written (a full disk) stops the run in one line saying that a rerun keeps the
+    clips already there, not a traceback."""
+    real = synth.write_wav_atomic
+    calls = []
+
+    def fill_up(path, audio, rate):
+        calls.append(path)
+        if len(calls) > 1:
+            raise OSError(28, "No space left on device")
+        real(path, audio, rate)
+    monkeypatch.setattr(synth, "write_wav_atomic", fill_up)
+    assert synth.main(["--words", "up", "--out", str(tmp_path), "--per-word", "3", "--jobs", "1"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]  # the bar has lines of its own
+    assert err == [f"error: No space left on device; free space in {tmp_path} (or pick another --out) and run the command "
+                   "again: it keeps the clips already written"]
+    assert len(os.listdir(tmp_path / "up")) == 1

@@ -277,15 +277,22 @@ def synthesize_words(words: list[str], out_dir: str, per_word: int = 200, seed: 
     # forkserver: workers fork from a clean server, never from a parent that already used espeak
     # (or imported TensorFlow), and max_tasks_per_child=1 gives every shard a fresh library.
     ctx = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx, max_tasks_per_child=1) as pool:
-        futures = [(w, pool.submit(_render_shard, w, a, b, seed, perturb)) for w, a, b in shards]
-        for word, future in futures:
-            for index, speaker, pcm in future.result():
-                written[word] += _write_clip(os.path.join(out_dir, word), speaker, index, pcm)
-                if bar is not None:
-                    bar.update(1)
-    if bar is not None:
-        bar.close()
+    try:
+        with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx, max_tasks_per_child=1) as pool:
+            futures = [(w, pool.submit(_render_shard, w, a, b, seed, perturb)) for w, a, b in shards]
+            for word, future in futures:
+                for index, speaker, pcm in future.result():
+                    try:
+                        written[word] += _write_clip(os.path.join(out_dir, word), speaker, index, pcm)
+                    except OSError as exc:  # e.g. the disk filled up: the clips written so far stay, whole
+                        pool.shutdown(wait=False, cancel_futures=True)  # no more shards rendered for nothing
+                        raise SynthError(f"{exc.strerror or exc}; free space in {out_dir} (or pick another --out) and run "
+                                         "the command again: it keeps the clips already written") from None
+                    if bar is not None:
+                        bar.update(1)
+    finally:  # the bar's line ends before any error line
+        if bar is not None:
+            bar.close()
     log.info("wrote %d clips to %s", sum(written.values()), out_dir)
     return written
 
