@@ -283,8 +283,9 @@ class Transcriber:
         return (frame * f.hop_samples + f.window_samples) / f.sample_rate_hz
 
     def feed(self, block: np.ndarray) -> list[Event]:
-        """Add ``(samples,)`` float32 mono 16 kHz audio; return the events it completed, in order."""
-        block = np.asarray(block, np.float32).reshape(-1)
+        """Add ``(samples,)`` float32 mono 16 kHz audio; return the events it completed, in order (ValueError
+        for integer samples or several channels: ``mono_samples``)."""
+        block = mono_samples(block)
         self.samples_seen += len(block)
         events: list[Event] = []
         for frames in self._mel.push(block):
@@ -406,6 +407,7 @@ class Transcriber:
 
     def transcribe(self, audio: np.ndarray) -> TranscriptResult:
         """Whole recording: ``(samples,)`` float32 mono 16 kHz -> result (the stream fed in one block)."""
+        audio = mono_samples(audio)
         if self.mode == "single_word":
             duration = len(audio) / self.features.sample_rate_hz
             return TranscriptResult(duration, [], [self.classify_clip(audio)])
@@ -419,7 +421,7 @@ class Transcriber:
         clip = (self.word_frames - 1) * f.hop_samples + f.window_samples
         if f.n_frames(f.sample_rate_hz) == self.word_frames:
             clip = f.sample_rate_hz  # exactly 1 s, as in training
-        audio = np.asarray(audio, np.float32).reshape(-1)
+        audio = mono_samples(audio)
         start = 0
         if len(audio) > clip:
             energy = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
@@ -431,6 +433,19 @@ class Transcriber:
         best = max(words, key=lambda i: probs[i])
         return WordEvent(word=self.labels[best], start_s=start / f.sample_rate_hz,
                          end_s=(start + min(clip, len(audio))) / f.sample_rate_hz, score=float(probs[best]))
+
+
+def mono_samples(audio) -> np.ndarray:
+    """``audio`` as ``(samples,)`` float32, or ValueError (one line) for what would be silently misheard: integer
+    samples (int16 PCM is 32768 times too loud) or several channels (flattening would interleave them)."""
+    audio = np.asarray(audio)
+    if np.issubdtype(audio.dtype, np.integer):
+        raise ValueError(f"audio samples are {audio.dtype}; give float32 in -1..1 (int16: divide by 32768), "
+                         "or read files with kws_tf.audio_io.read_audio")
+    if sum(n > 1 for n in audio.shape) > 1:
+        raise ValueError(f"audio has shape {audio.shape}; give mono (samples,) audio (e.g. audio.mean(axis=1) for "
+                         "(samples, channels)), or read files with kws_tf.audio_io.read_audio")
+    return audio.astype(np.float32, copy=False).reshape(-1)
 
 
 def result_from_events(events: Sequence[Event], duration_s: float) -> TranscriptResult:

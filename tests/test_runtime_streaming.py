@@ -167,3 +167,19 @@ def test_a_sidecar_missing_a_key_is_named_and_a_bad_override_is_the_callers(tmp_
         assert str(e.value) == f"{sidecar_file}: sidecar lacks '{key}'; re-export the models"
     with pytest.raises(TypeError, match="treshold"):
         Transcriber.from_dir(tiny_models_dir, detector_overrides={"treshold": 0.5})
+
+
+def test_integer_or_multichannel_audio_is_refused_not_misheard():
+    """int16 samples or a (samples, 2) array from a stereo file would be transcribed as nothing (too loud, or
+    channels interleaved): the API says so in one line; mono in any shape with one long axis is taken as it is."""
+    audio = synth(SPEECH)
+    tr = fake_transcriber()
+    want = tr.transcribe(audio).text
+    assert want.startswith("one two")
+    assert tr.transcribe(audio[None, :]).text == want and tr.transcribe(audio[:, None].astype(np.float64)).text == want
+    with pytest.raises(ValueError, match=r"audio samples are int16; give float32 in -1\.\.1 \(int16: divide by 32768\)"):
+        tr.transcribe((audio * 32767).astype(np.int16))
+    stereo = np.stack([audio, audio], axis=1)
+    for call in (tr.transcribe, tr.feed, tr.classify_clip):
+        with pytest.raises(ValueError, match=r"audio has shape \(\d+, 2\); give mono \(samples,\) audio"):
+            call(stereo)
