@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 import json
+import math
 import os
 import platform
 import sys
@@ -18,10 +19,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kws_tf.audio_io import read_audio  # noqa: E402
+from kws_tf.audio_io import AudioError, read_audio  # noqa: E402
 from kws_tf.cli import default_models_dir, doc_summary, UsageError, UsageParser  # noqa: E402
 from kws_tf.runtime import Transcriber  # noqa: E402
-from kws_tf.sidecar import verifier_folders  # noqa: E402
+from kws_tf.sidecar import ModelDirError, verifier_folders  # noqa: E402
+from kws_tf.tflite_model import ModelLoadError  # noqa: E402
 
 SR = 16000
 # The base install's distributions (setup.cfg install_requires and what they pull in).
@@ -56,8 +58,8 @@ def real_time_factor(tr: Transcriber, audio: np.ndarray, repeats: int) -> dict:
             "rtf_best": round(best / (len(audio) / SR), 5)}
 
 
-def model_call_ms(runner, frames: int, repeats: int = 50) -> float:
-    x = np.random.default_rng(0).standard_normal((frames, 40)).astype(np.float32)
+def model_call_ms(runner, frames: int, n_mels: int, repeats: int = 50) -> float:
+    x = np.random.default_rng(0).standard_normal((frames, n_mels)).astype(np.float32)
     runner(x)
     t0 = time.perf_counter()
     for _ in range(repeats):
@@ -125,11 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--realtime-s", type=float, default=10.0, help="seconds of real-time feeding per mode")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads")
     args = p.parse_args(argv)
+    if args.repeats < 1 or not 0 < args.realtime_s < math.inf or args.threads < 1:
+        p.error(f"--repeats and --threads must be 1 or more and --realtime-s more than 0, not {args.repeats}, "
+                f"{args.threads} and {args.realtime_s}")
     try:
         models = args.models or default_models_dir()
-    except UsageError as exc:
+        audio = test_clip(args.clip)
+        for precision in ("float32", "int8"):  # a missing or broken package fails now, in one line
+            Transcriber.from_dir(models, precision=precision)
+    except (UsageError, AudioError, ModelDirError, ModelLoadError) as exc:
         p.error(str(exc))
-    audio = test_clip(args.clip)
     report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                     "models": os.path.abspath(models)}
     for task in ("kws", "words", *verifier_folders(models)):
@@ -143,10 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         for mode in ("gated", "no_gate"):
             tr = Transcriber.from_dir(models, precision=precision, mode=mode, num_threads=args.threads)
             r[f"rtf_10s_{mode}"] = real_time_factor(tr, audio, args.repeats)
-        r["kws_call_ms"] = model_call_ms(tr.kws_runner, tr.kws_frames)
-        r["word_call_ms"] = model_call_ms(tr.word_runner, tr.word_frames)
+        n_mels = tr.features.n_mels
+        r["kws_call_ms"] = model_call_ms(tr.kws_runner, tr.kws_frames, n_mels)
+        r["word_call_ms"] = model_call_ms(tr.word_runner, tr.word_frames, n_mels)
         if tr.has_verifier:  # all its verifiers, once per window the gate asks about
-            r["verifier_call_ms"] = model_call_ms(tr.verifier_runner, tr.word_frames)
+            r["verifier_call_ms"] = model_call_ms(tr.verifier_runner, tr.word_frames, n_mels)
         r["live_feed_per_block_no_gate"] = hop_latency(tr, audio)
         for mode in ("gated", "no_gate"):
             tr = Transcriber.from_dir(models, precision=precision, mode=mode, num_threads=args.threads)
