@@ -57,6 +57,9 @@ def test_bad_input_is_one_line(capsys, tmp_path, tiny_data_dir):
     assert main(["--data-dir", tiny_data_dir, "--split", "nope"]) == 1
     assert "invalid choice" in capsys.readouterr().err
     _fails(capsys, ["--models", str(tmp_path), "--data-dir", tiny_data_dir, "--fold", "2"], "write a fold as K/N")
+    _fails(capsys, ["--models", str(tmp_path), "--data-dir", tiny_data_dir, "--compare"], "--compare: expected at least one argument")
+    _fails(capsys, ["--models", str(tmp_path), "--data-dir", tiny_data_dir, "--peer-sentences", "-1"],
+           "--peer-sentences must be 0 or more (0: the peer on the word clips only), not -1")
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +94,7 @@ def test_report_and_json_schema(report_dir):
         with open(os.path.join(report_dir, name), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "<table>" in page and "word error rate" in page
+    assert r["settings"]["jobs"] == 1 and r["settings"]["cpu_count"] == os.cpu_count()
 
 
 def test_a_report_folder_that_cannot_be_made_stops_before_the_work(capsys, tiny_models_dir, tiny_data_dir, tmp_path):
@@ -98,6 +102,161 @@ def test_a_report_folder_that_cannot_be_made_stops_before_the_work(capsys, tiny_
     _fails(capsys, ["--models", tiny_models_dir, "--data-dir", tiny_data_dir, "--report", str(tmp_path / "a_file")],
            f"--report {tmp_path / 'a_file'}: cannot make this folder")
     assert (tmp_path / "a_file").read_text() == ""
+
+
+def test_a_report_folder_that_cannot_take_files_stops_before_the_work(capsys, monkeypatch, tiny_models_dir, tiny_data_dir, tmp_path):
+    """An existing --report folder the user cannot write to is refused in one line before the clips are loaded,
+    not found out with a traceback when results.json is opened at the end."""
+    from kws_tf.evaluate import __main__ as cli
+
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    real_access = os.access
+    if os.geteuid() == 0:  # root writes anywhere: make the folder read as not writable, as for a user
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if os.path.abspath(p) == str(folder) else real_access(p, mode, **kw))
+    monkeypatch.setattr(cli, "_load", lambda *a: pytest.fail("the clips were loaded"))
+    try:
+        _fails(capsys, ["--models", tiny_models_dir, "--data-dir", tiny_data_dir, "--report", str(folder), "--minutes", "0.2",
+                        "--sentences", "1", "--f1-clips", "1", "--jobs", "1", "--quiet"],
+               f"--report {folder}: this folder is not writable; choose another or fix its permissions")
+    finally:
+        folder.chmod(0o755)
+    assert os.listdir(folder) == []
+
+
+def _old_report(report_dir: str, tmp_path) -> tuple[str, dict]:
+    """A copy of the fixture's report (float32, int8, keyword trace) with two files of the user's beside it."""
+    import shutil
+
+    old = str(tmp_path / "old")
+    shutil.copytree(report_dir, old)
+    for name in ("notes.txt", "my_plot.png"):
+        with open(os.path.join(old, name), "w") as f:
+            f.write("mine")
+    contents = {}
+    for name in os.listdir(old):
+        with open(os.path.join(old, name), "rb") as f:
+            contents[name] = f.read()
+    return old, contents
+
+
+def _fake_bank():
+    import collections
+    import types
+
+    import numpy as np
+
+    return types.SimpleNamespace(audio=collections.defaultdict(lambda: np.zeros(16000, np.float32)))
+
+
+def test_a_new_report_replaces_the_earlier_one_whole(report_dir, tmp_path, monkeypatch):
+    """A run with fewer systems leaves no file of the earlier report behind (a stale confusion_int8.png or
+    keyword_trace.png would pass for this run's), keeps the user's own files, writes index.html last
+    and leaves no temporary file."""
+    from kws_tf.evaluate import report
+
+    old, contents = _old_report(report_dir, tmp_path)
+    with open(os.path.join(report_dir, "results.json"), encoding="utf-8") as f:
+        results = json.load(f)
+    results["precisions"] = {"float32": results["precisions"]["float32"]}
+    results["created_utc"] = "2000-01-01T00:00:00Z"
+    replaced, real_replace = [], os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: replaced.append(os.path.basename(dst)) or real_replace(src, dst))
+    assert report.write_report(results, _fake_bank(), {}, old) == os.path.join(old, "index.html")
+    pngs = {"per_word.png", "snr.png", "det.png", "confusion_float32.png"}
+    assert set(os.listdir(old)) == {"index.html", "results.json", "notes.txt", "my_plot.png", *pngs}
+    assert replaced[-1] == "index.html" and set(replaced) == {"index.html", "results.json", *pngs}
+    with open(os.path.join(old, "index.html"), encoding="utf-8") as f:
+        page = f.read()
+    assert "2000-01-01T00:00:00Z" in page and all(f'src="{n}"' in page for n in pngs) and "keyword_trace.png" not in page
+    for name in ("notes.txt", "my_plot.png"):
+        with open(os.path.join(old, name), "rb") as f:
+            assert f.read() == contents[name]
+
+
+def test_a_report_that_cannot_be_written_keeps_the_earlier_one(report_dir, tmp_path, monkeypatch):
+    """A write error partway (here a full disk while drawing the DET curve) is one line, and the folder keeps the
+    earlier report as it was: no new results.json beside the old index.html and PNGs, no temporary file."""
+    from kws_tf.evaluate import plots, report
+
+    old, contents = _old_report(report_dir, tmp_path)
+    with open(os.path.join(report_dir, "results.json"), encoding="utf-8") as f:
+        results = json.load(f)
+    results["created_utc"] = "2000-01-01T00:00:00Z"
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plots, "det_png", full_disk)
+    with pytest.raises(report.ReportError) as err:
+        report.write_report(results, _fake_bank(), {}, old)
+    assert str(err.value).startswith(f"{old}: cannot write the report (No space left on device)") and "\n" not in str(err.value)
+    assert sorted(os.listdir(old)) == sorted(contents)
+    for name, data in contents.items():
+        with open(os.path.join(old, name), "rb") as f:
+            assert f.read() == data, name
+
+
+def test_a_failed_report_write_at_the_end_is_one_line(capsys, monkeypatch, tiny_models_dir, tiny_data_dir, tmp_path):
+    """An error writing the report after the work is one line after the printed summary (whose numbers are
+    thus not lost), not a traceback."""
+    from kws_tf.evaluate import plots
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(plots, "det_png", denied)
+    out = tmp_path / "report"
+    assert main(["--models", tiny_models_dir, "--data-dir", tiny_data_dir, "--report", str(out), "--minutes", "0.2",
+                 "--sentences", "1", "--f1-clips", "1", "--precision", "float32", "--jobs", "1", "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "words: accuracy, all clips" in captured.out
+    assert captured.err.strip() == (f"python -m kws_tf.evaluate: error: {out}: cannot write the report (Permission denied); the folder "
+                                    "keeps the report it had; free space or fix its permissions, or choose another --report")
+    assert os.listdir(out) == []
+
+
+def test_jobs_are_capped_at_the_cpu_count(monkeypatch, caplog, tiny_models_dir, tiny_data_dir, tmp_path):
+    """Speed is measured with one process per core: --jobs above the CPU count is capped with a note, and
+    results.json records the processes used and the CPU count."""
+    from kws_tf.evaluate import __main__ as cli
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(cli, "_pool_map", lambda *a: pytest.fail("a process pool on one CPU"))
+    out = str(tmp_path / "report")
+    assert main(["--models", tiny_models_dir, "--data-dir", tiny_data_dir, "--report", out, "--minutes", "0.2",
+                 "--sentences", "1", "--f1-clips", "1", "--jobs", "3", "--quiet"]) == 0
+    assert "--jobs 3: more than the 1 CPU(s) here; using 1, one process per CPU" in caplog.text
+    with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
+        settings = json.load(f)["settings"]
+    assert settings["jobs"] == 1 and settings["cpu_count"] == 1
+
+
+def test_ctrl_c_stops_the_workers_without_running_the_queued_tasks():
+    """Ctrl-C while the pool works: queued tasks (e.g. the slow PocketSphinx pass) are cancelled and the
+    running ones stopped, rather than the interrupt waiting for all of them to finish."""
+    import multiprocessing
+    import signal
+    import time
+
+    from kws_tf.evaluate.__main__ import _pool_map
+
+    def ctrl_c(signum, frame):
+        raise KeyboardInterrupt
+
+    before = set(multiprocessing.active_children())
+    previous = signal.signal(signal.SIGALRM, ctrl_c)
+    start = time.perf_counter()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+        with pytest.raises(KeyboardInterrupt):
+            _pool_map(time.sleep, [(10,), (10,), (10,)], 2)  # two running, one queued: 20 s if waited for
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.perf_counter() - start < 6
+    assert set(multiprocessing.active_children()) <= before
 
 
 def test_models_at_another_sample_rate_stop_before_the_work(capsys, tiny_models_dir, tiny_data_dir, tmp_path):

@@ -8,7 +8,7 @@ stable: new ones may be added, existing ones keep their meaning::
     keyword, vocabulary, elapsed_s
     data: {root, clips, vocabulary_clips, keyword_clips, noise_files, failed}
     settings: {minutes, snr_db [lo, hi], tolerance_s, f1_clips, sentences_with_keyword,
-               sentences_without_keyword, snrs_db}
+               sentences_without_keyword, snrs_db, jobs (processes used), cpu_count}
     precisions: {"float32" | "int8": SYSTEM}
     peer: null | {name, version, note, words, sentences, speed}     (--compare pocketsphinx)
 

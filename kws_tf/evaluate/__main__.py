@@ -12,8 +12,10 @@ import logging
 import math
 import os
 import shlex
+import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from kws_tf.cli import FOLD_HELP, LISTS_HELP, UsageError, UsageParser, default_models_dir, fold_arg, run_main
@@ -41,11 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=30.0, help="length of the keyword streams (default: 30)")
     p.add_argument("--seed", type=int, default=0, help="seed of all synthesized audio (default: 0)")
     p.add_argument("--precision", nargs="+", choices=("float32", "int8"), default=["float32", "int8"])
-    p.add_argument("--compare", nargs="*", choices=PEERS, default=[], help="also run a peer recognizer")
+    p.add_argument("--compare", nargs="+", choices=PEERS, default=[], metavar="PEER", help=f"also run a peer recognizer ({', '.join(PEERS)})")
     p.add_argument("--sentences", type=int, default=40, help="10 s sentences with the keyword; half as many without (default: 40)")
-    p.add_argument("--peer-sentences", type=int, default=None, help="sentences for the peer (default: all)")
+    p.add_argument("--peer-sentences", type=int, default=None, help="sentences for the peer (default: all; 0: the peer on the word clips only)")
     p.add_argument("--f1-clips", type=int, default=100, help="10 s clips for the frame F1 (default: 100)")
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes (default: 2)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes, at most one per CPU (default: 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -58,6 +60,30 @@ def _task(kind: str, models: str, precision: str, bank: WordBank, settings: suit
         return kind, evaluate_pocketsphinx(bank, labels, keyword, items, settings.progress, position), {}
     result, artifacts = suite.evaluate_precision(models, precision, bank, settings, position)
     return precision, result, artifacts
+
+
+def _ignore_sigint() -> None:
+    # Workers leave Ctrl-C to the main process, which stops them (no traceback from each worker).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _pool_map(fn: Callable, calls: Sequence[tuple], workers: int) -> list:
+    """``[fn(*c) for c in calls]`` in ``workers`` processes. On Ctrl-C (or any error) the queued calls are
+    cancelled and the workers stopped at once, rather than waiting for every queued call to run to its end."""
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    try:
+        futures = [pool.submit(fn, *c) for c in calls]
+        outputs = [f.result() for f in futures]
+    except BaseException:
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            proc.terminate()
+        for proc in processes:
+            proc.join(5)
+        raise
+    pool.shutdown()
+    return outputs
 
 
 def _load(args: argparse.Namespace, index: DatasetIndex, labels: list[str], keyword: str) -> tuple[WordBank, list[str], dict]:
@@ -82,6 +108,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     for name in ("minutes", "sentences", "f1_clips", "jobs"):
         if not 0 < getattr(args, name) < math.inf:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, not {getattr(args, name)}")
+    if args.peer_sentences is not None and args.peer_sentences < 0:
+        raise UsageError(f"--peer-sentences must be 0 or more (0: the peer on the word clips only), not {args.peer_sentences}")
     index = index_speech_commands(args.data_dir, args.lists_dir, args.fold)
     if not index.select(args.split):
         raise DataError(f"{args.data_dir}: the {args.split} split has no clips; choose another --split or add list files")
@@ -102,21 +130,24 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         os.makedirs(args.report, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--report {args.report}: cannot make this folder ({exc.strerror or exc}); choose another") from None
+    if not os.access(args.report, os.W_OK | os.X_OK):
+        raise UsageError(f"--report {args.report}: this folder is not writable; choose another or fix its permissions")
     bank, files, data = _load(args, index, labels, keyword)
     settings = suite.Settings(seed=args.seed, minutes=args.minutes, f1_clips=args.f1_clips, sentences_with_keyword=args.sentences,
                               sentences_without_keyword=max(1, args.sentences // 2), progress=not args.quiet)
     n_peer = settings.sentences_with_keyword + settings.sentences_without_keyword if args.peer_sentences is None else args.peer_sentences
     peer_counts = (min(settings.sentences_with_keyword, round(n_peer * 2 / 3)), 0)
     peer_counts = (peer_counts[0], min(settings.sentences_without_keyword, max(0, n_peer - peer_counts[0])))
-    tasks = [("precision", p) for p in precisions] + [("peer", "") for _ in args.compare]
+    tasks = [("precision", p) for p in precisions] + [("peer", "") for _ in dict.fromkeys(args.compare)]
+    cpus = os.cpu_count() or 1
+    if args.jobs > cpus:  # the speed rows assume one process per core
+        logging.warning("--jobs %d: more than the %d CPU(s) here; using %d, one process per CPU", args.jobs, cpus, cpus)
+    workers = min(args.jobs, cpus, len(tasks))
     start = time.perf_counter()
-    outputs = []
-    if args.jobs == 1 or len(tasks) == 1:
+    if workers == 1:
         outputs = [_task(k, models, p, bank, settings, 0, peer_counts) for k, p in tasks]
     else:
-        with ProcessPoolExecutor(max_workers=min(args.jobs, len(tasks))) as pool:
-            futures = [pool.submit(_task, k, models, p, bank, settings, i % args.jobs, peer_counts) for i, (k, p) in enumerate(tasks)]
-            outputs = [f.result() for f in futures]
+        outputs = _pool_map(_task, [(k, models, p, bank, settings, i % workers, peer_counts) for i, (k, p) in enumerate(tasks)], workers)
     results = {
         "format": FORMAT, "created_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": shlex.join([PROG, *argv]), "models": os.path.abspath(models), "data_dir": data["root"],
@@ -124,7 +155,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         "seed": args.seed, "keyword": keyword, "vocabulary": labels, "data": data,
         "settings": {"minutes": args.minutes, "snr_db": list(STREAM_SNR_DB), "tolerance_s": metrics.TOLERANCE_S,
                      "f1_clips": settings.f1_clips, "sentences_with_keyword": settings.sentences_with_keyword,
-                     "sentences_without_keyword": settings.sentences_without_keyword, "snrs_db": list(suite.SNRS_DB)},
+                     "sentences_without_keyword": settings.sentences_without_keyword, "snrs_db": list(suite.SNRS_DB),
+                     "jobs": workers, "cpu_count": cpus},
         "precisions": {}, "peer": None,
     }
     example = {}
@@ -142,11 +174,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         results["precisions"][name] = result
         example = example or artifacts.get("example", {})
     results["elapsed_s"] = round(time.perf_counter() - start, 1)
-    html_path = report.write_report(results, bank, example, args.report)
-    header, rows = report.summary_rows(results)
+    header, rows = report.summary_rows(results)  # printed first: the numbers are seen even if the report cannot be written
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    html_path = report.write_report(results, bank, example, args.report)
     print(f"report: {html_path}\nresults: {os.path.join(args.report, 'results.json')} ({results['elapsed_s']:.0f} s)")
     return 0
 
@@ -156,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
     return run_main(PROG, build_parser(), argv, lambda args: _run(args, argv),
-                    (ModelDirError, ModelLoadError, DataError, PeerError, plots.PlotError))
+                    (ModelDirError, ModelLoadError, DataError, PeerError, plots.PlotError, report.ReportError))
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ import io
 import json
 import logging
 import os
+from contextlib import ExitStack
 
 import numpy as np
 import soundfile as sf
 
+from kws_tf.atomic_write import atomic_path
 from kws_tf.evaluate import plots
 from kws_tf.evaluate.streams import SR, WordBank
 
@@ -85,44 +87,82 @@ def _wav_uri(audio: np.ndarray) -> str:
     return "data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+# Every file a report can hold: a run removes those an earlier run left that it did not write itself
+# (never any other file in the folder).
+REPORT_FILES = ("index.html", "results.json", "per_word.png", "snr.png", "det.png", "keyword_trace.png",
+                "confusion_float32.png", "confusion_int8.png", "confusion_peer.png")
+
+
+class ReportError(Exception):
+    """The report could not be written (one line; the folder keeps the report that was there)."""
+
+
 def write_report(results: dict, bank: WordBank, example: dict, report_dir: str, n_audio: int = 8) -> str:
-    """Write ``results.json``, the PNGs and ``index.html`` into ``report_dir``; return the HTML path."""
-    os.makedirs(report_dir, exist_ok=True)
-    with open(os.path.join(report_dir, "results.json"), "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1)
-        f.write("\n")
+    """Write ``results.json``, the PNGs and ``index.html`` into ``report_dir``; return the HTML path.
+
+    Every file is first written beside its target and they replace the earlier report's files only once
+    all are written, ``index.html`` last: an error or Ctrl-C partway leaves the earlier report whole.
+    Files of an earlier report that this one does not have (e.g. ``confusion_peer.png``) are then removed.
+    Raises ReportError (one line) where a file cannot be written."""
+    try:
+        with ExitStack() as stack:  # entered first, replaced last: index.html after everything it shows
+            html_tmp = stack.enter_context(atomic_path(os.path.join(report_dir, "index.html"), ".html"))
+            written = ["index.html"]
+
+            def out(name: str) -> str:
+                written.append(name)
+                return stack.enter_context(atomic_path(os.path.join(report_dir, name), os.path.splitext(name)[1]))
+
+            with open(out("results.json"), "w", encoding="utf-8") as f:
+                json.dump(results, f, indent=1)
+                f.write("\n")
+            images = _write_images(results, example, out)
+            page = _html(results, images, _misrecognized(results, bank, n_audio))
+            with open(html_tmp, "w", encoding="utf-8") as f:
+                f.write(page)
+    except OSError as exc:
+        raise ReportError(f"{report_dir}: cannot write the report ({exc.strerror or exc}); the folder keeps the report "
+                          "it had; free space or fix its permissions, or choose another --report") from None
+    for name in REPORT_FILES:
+        if name not in written and os.path.lexists(os.path.join(report_dir, name)):
+            try:
+                os.remove(os.path.join(report_dir, name))
+            except OSError as exc:
+                log.warning("%s: an earlier run's %s is still there and is not part of this report (%s)", report_dir, name,
+                            exc.strerror or exc)
+    return os.path.join(report_dir, "index.html")
+
+
+def _write_images(results: dict, example: dict, out) -> list[tuple[str, str]]:
+    """Draw the report's PNGs, each to the path ``out(name)`` gives; return (title, name) pairs."""
     precisions = results["precisions"]
     peer = results.get("peer")
     images = []
     for p, r in precisions.items():
         name = f"confusion_{p}.png"
-        plots.confusion_png(r["words"]["confusion"], os.path.join(report_dir, name), f"{p}: words on {results['split']} clips")
+        plots.confusion_png(r["words"]["confusion"], out(name), f"{p}: words on {results['split']} clips")
         images.append((f"Confusion matrix, {p}", name))
     if peer:
-        plots.confusion_png(peer["words"]["confusion"], os.path.join(report_dir, "confusion_peer.png"), f"{peer['name']}: words")
+        plots.confusion_png(peer["words"]["confusion"], out("confusion_peer.png"), f"{peer['name']}: words")
         images.append((f"Confusion matrix, {peer['name']}", "confusion_peer.png"))
     per_word = {p: r["words"]["per_word"] for p, r in precisions.items()}
     if peer:
         per_word[peer["name"]] = peer["words"]["per_word"]
-    plots.per_word_png(per_word, os.path.join(report_dir, "per_word.png"))
-    plots.snr_png({p: r["words"]["by_snr_db"] for p, r in precisions.items()}, os.path.join(report_dir, "snr.png"))
-    plots.det_png({p: r["keyword"]["det"] for p, r in precisions.items()}, os.path.join(report_dir, "det.png"),
+    plots.per_word_png(per_word, out("per_word.png"))
+    plots.snr_png({p: r["words"]["by_snr_db"] for p, r in precisions.items()}, out("snr.png"))
+    plots.det_png({p: r["keyword"]["det"] for p, r in precisions.items()}, out("det.png"),
                   {p: r["keyword"]["threshold"] for p, r in precisions.items()})
     images = [("Accuracy per word", "per_word.png"), ("Accuracy against SNR", "snr.png"),
               ("Keyword DET curve (long streams)", "det.png")] + images
     if example:
-        plots.transcript_png(example["audio"], SR, os.path.join(report_dir, "keyword_trace.png"),
+        plots.transcript_png(example["audio"], SR, out("keyword_trace.png"),
                              times_s=example["times_s"], probs=example["probs"], threshold=example["threshold"],
                              detections=[k.time_s for k in example["detections"]],
                              words=[(w.word, w.start_s, w.end_s) for w in example["words"]], truth=example["spans"],
                              keyword=example["keyword"], title=f"{example['precision']}: one 10 s sentence; reference after the keyword: "
                              f"\"{' '.join(example['reference'])}\"")
         images.insert(0, ("Keyword probability and detections over one 10 s sentence", "keyword_trace.png"))
-    page = _html(results, images, _misrecognized(results, bank, n_audio))
-    path = os.path.join(report_dir, "index.html")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
-    return path
+    return images
 
 
 def _misrecognized(results: dict, bank: WordBank, n: int) -> list[str]:
