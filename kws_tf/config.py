@@ -90,11 +90,16 @@ def _check_speed(value: tuple[float, float]) -> None:
         raise ValueError(f"speed must be a range low..high of factors above 0 (1: as recorded), not {list(value)}")
 
 
+def differing_features(ours: FeatureConfig, theirs: FeatureConfig) -> list[str]:
+    """The names of the fields two feature settings disagree on, in field order."""
+    return [f.name for f in dataclasses.fields(FeatureConfig) if getattr(ours, f.name) != getattr(theirs, f.name)]
+
+
 def feature_difference(ours: FeatureConfig, theirs: FeatureConfig) -> str:
     """The fields two feature settings disagree on, for a message: ``"remove_dc true against false"``."""
-    pairs = ((f.name, getattr(ours, f.name), getattr(theirs, f.name)) for f in dataclasses.fields(FeatureConfig))
     show = lambda v: str(v).lower() if isinstance(v, bool) else str(v)
-    return ", ".join(f"{name} {show(a)} against {show(b)}" for name, a, b in pairs if a != b)
+    return ", ".join(f"{name} {show(getattr(ours, name))} against {show(getattr(theirs, name))}"
+                     for name in differing_features(ours, theirs))
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import soundfile as sf
 
 from kws_tf.atomic_write import atomic_path
 from kws_tf.cli import UsageError, UsageParser, doc_summary, run_main
-from kws_tf.dataset import speech_extent
-from kws_tf.train.synth import WORD_RE, SynthError, Voice, render_word
+from kws_tf.dataset import SYNTH_WORD_RE, speech_extent
+from kws_tf.train.synth import SynthError, Voice, render_word
 
 SR = 16000
 PROG = "make_demo.py"
@@ -57,7 +57,7 @@ def make_demo(words: list[str], voice: Voice, snr_db: float, seed: int, gap_s: f
 def check_args(args: argparse.Namespace) -> None:
     """UsageError for a bad option value, before any synthesis: the words (as ``kws_tf.train.synth``
     takes them), the SNR, the seed, and --out (a writable file path with a known audio extension)."""
-    bad = [w for w in args.words if not WORD_RE.match(w)]
+    bad = [w for w in args.words if not SYNTH_WORD_RE.match(w)]
     if bad:
         raise UsageError(f"--words: not a lowercase English word: {', '.join(map(repr, bad))}; "
                          "use lowercase letters, ' and - (starting with a letter)")

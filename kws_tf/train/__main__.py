@@ -4,7 +4,6 @@ Commands folder and export them (SavedModel, TFLite float32 and int8, JSON sidec
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from kws_tf.cli import FOLD_HELP, LISTS_HELP, UsageParser, fold_arg  # noqa: E402
 from kws_tf.dataset import V1_WORDS, DataError, check_vocabulary, fold_text, index_speech_commands, missing_words_error  # noqa: E402
-from kws_tf.config import FeatureConfig, from_dict, to_dict  # noqa: E402
+from kws_tf.config import FeatureConfig, differing_features, from_dict, to_dict  # noqa: E402
 from kws_tf.sidecar import ModelDirError, load_sidecar, verifier_folders  # noqa: E402
 from kws_tf.train.presets import SECTIONS, PresetError, available_presets, load_preset  # noqa: E402
 from kws_tf.train.run_lock import RunDirBusy, run_dir_lock  # noqa: E402
@@ -100,12 +99,13 @@ def front_end_conflict(out: str, new: list[str], ours: FeatureConfig) -> str | N
         return None
     folders = [f"{os.path.join(out, folder)}/" for folder, _ in differing]
     theirs = differing[0][1]
-    fields = [f.name for f in dataclasses.fields(FeatureConfig) if getattr(theirs, f.name) != getattr(ours, f.name)]
-    sets = " ".join(f"--set features.{name}={json.dumps(getattr(theirs, name))}" for name in fields)
+    values = {name: (json.dumps(getattr(theirs, name)), json.dumps(getattr(ours, name)))  # as --set takes them
+              for name in differing_features(theirs, ours)}
+    sets = " ".join(f"--set features.{name}={value}" for name, (value, _) in values.items())
     only_verifiers = all(folder not in ("kws", "words") for folder, _ in differing)
     move = f", or move {' and '.join(folders)} out of it (words/ then confirms the keyword)" if only_verifiers else ""
     return (f"{' and '.join(folders)} {'runs' if len(folders) == 1 else 'run'} other features than this run "
-            f"({', '.join(f'{name} {json.dumps(getattr(theirs, name))}, this run {json.dumps(getattr(ours, name))}' for name in fields)}), "
+            f"({', '.join(f'{name} {value}, this run {own}' for name, (value, own) in values.items())}), "
             f"so {out} would not load once this run exported into it: add {sets} to train with "
             f"{'its' if len(folders) == 1 else 'their'} features, or pass --out with a folder of its own{move}")
 

@@ -52,7 +52,6 @@ PEAK_DB = (-18.0, -3.0, -0.5)
 NOISE_FLOOR_DB = (-85.0, -60.0)
 PERTURB_RANGE = (0.92, 1.08)  # resampling factor: tempo and pitch together
 SHARD_CLIPS = 50  # clips per worker process; fixed so the output does not depend on --jobs
-WORD_RE = SYNTH_WORD_RE  # the words it renders
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000
@@ -258,7 +257,7 @@ def synthesize_words(words: list[str], out_dir: str, per_word: int = 200, seed: 
         raise SynthError(f"synthesis needs Python 3.11 or newer (a fresh worker per shard); this is {sys.version.split()[0]}")
     if not words:
         raise SynthError("no words given")
-    bad = [w for w in words if not WORD_RE.match(w)]
+    bad = [w for w in words if not SYNTH_WORD_RE.match(w)]
     if bad:
         raise SynthError(f"not a lowercase English word: {', '.join(map(repr, bad))}")
     if per_word < 1:
