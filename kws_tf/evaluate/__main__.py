@@ -10,6 +10,7 @@ import argparse
 import datetime
 import logging
 import math
+import multiprocessing
 import os
 import shlex
 import signal
@@ -69,18 +70,25 @@ def _ignore_sigint() -> None:
 
 def _pool_map(fn: Callable, calls: Sequence[tuple], workers: int) -> list:
     """``[fn(*c) for c in calls]`` in ``workers`` processes. On Ctrl-C (or any error) the queued calls are
-    cancelled and the workers stopped at once, rather than waiting for every queued call to run to its end."""
+    cancelled and the workers stopped at once, rather than waiting for every queued call to run to its end.
+    The workers are the child processes that appear while the pool runs (this module starts no others), so a
+    worker forked just as Ctrl-C came is stopped too. They are stopped before the pool is shut down, so that
+    ``shutdown(wait=True)`` returns at once and waits for the pool's own thread, which also reaps them: none is left
+    half-reaped by two threads waiting on it."""
+    before = set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
     try:
         futures = [pool.submit(fn, *c) for c in calls]
         outputs = [f.result() for f in futures]
     except BaseException:
-        processes = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in processes:
+        workers_running = [proc for proc in multiprocessing.active_children() if proc not in before]
+        for proc in workers_running:
             proc.terminate()
-        for proc in processes:
+        for proc in workers_running:
             proc.join(5)
+            if proc.exitcode is None:  # not stopped by SIGTERM in 5 s
+                proc.kill()
+        pool.shutdown(wait=True, cancel_futures=True)  # the pool's thread sees its workers gone and reaps them
         raise
     pool.shutdown()
     return outputs
