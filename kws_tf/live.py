@@ -9,10 +9,12 @@ import kws_tf.one_blas_thread  # noqa: F401, I001  (before numpy)
 import argparse
 import datetime
 import logging
+import math
 import os
 import queue
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -28,6 +30,8 @@ from kws_tf.tflite_model import ModelLoadError
 
 PROG = "python -m kws_tf.live"
 PREROLL_S = 1.5  # saved utterances start this long before the keyword fired, so they include it
+UNGATED_HISTORY_S = 120.0  # --no-gate utterances end only at a pause: this much audio is kept for saving them (7.7 MB)
+QUEUE_S = 5.0  # audio the microphone may run ahead of the models before blocks are dropped (and counted)
 log = logging.getLogger(__name__)
 
 
@@ -46,22 +50,34 @@ class LiveStats:
 
 
 class _AudioHistory:
-    """The last ``seconds`` of 16 kHz audio, addressed by absolute sample index."""
+    """At least the last ``seconds`` of the models' audio, addressed by absolute sample index. Blocks are kept as
+    they come (appending copies nothing else) and joined only when a slice is asked for."""
 
     def __init__(self, seconds: float, rate_hz: int) -> None:
         self.rate, self.capacity = rate_hz, int(seconds * rate_hz)
-        self._data = np.zeros(0, np.float32)
+        self._blocks: deque[np.ndarray] = deque()
+        self._held = 0
         self.end = 0
 
+    @property
+    def begin(self) -> int:
+        """The absolute index of the oldest sample still held."""
+        return self.end - self._held
+
     def append(self, x: np.ndarray) -> None:
-        self._data = np.concatenate([self._data, x])[-self.capacity:]
-        self.end += len(x)
+        if len(x):
+            self._blocks.append(np.array(x, np.float32))
+            self._held += len(x)
+            self.end += len(x)
+        while self._blocks and self._held - len(self._blocks[0]) >= self.capacity:
+            self._held -= len(self._blocks.popleft())
 
     def slice_s(self, start_s: float, end_s: float) -> np.ndarray:
-        begin = self.end - len(self._data)
-        lo = max(int(start_s * self.rate), begin)
+        lo = max(int(start_s * self.rate), self.begin)
         hi = min(int(end_s * self.rate), self.end)
-        return self._data[lo - begin:max(lo, hi) - begin]
+        if hi <= lo:
+            return np.zeros(0, np.float32)
+        return np.concatenate(self._blocks)[lo - self.begin:hi - self.begin]
 
 
 def run_live(tr: Transcriber, blocks: Iterable[np.ndarray], rate_hz: int, save_dir: str | None = None,
@@ -83,7 +99,7 @@ def run_live(tr: Transcriber, blocks: Iterable[np.ndarray], rate_hz: int, save_d
     tr.reset()
     stats = LiveStats()
     resampler = None if rate_hz == sr else soxr.ResampleStream(rate_hz, sr, 1, dtype="float32")
-    history = _AudioHistory(tr.decoder_cfg.max_s + PREROLL_S + 5.0, sr)
+    history = _AudioHistory(UNGATED_HISTORY_S if tr.mode == "no_gate" else tr.decoder_cfg.max_s + PREROLL_S + 5.0, sr)
     if save_dir:
         check_save_dir(save_dir)
     it = iter(blocks)
@@ -147,8 +163,13 @@ def _report(events: list, history: _AudioHistory, stats: LiveStats, save_dir: st
             stats.utterances += 1
             emit(f"{clock}  {event.end_s:8.2f} s  text     {event.text or '(no words)'}")
             if save_dir:
+                start_s = max(0.0, event.start_s - PREROLL_S)
+                if int(start_s * sr) < history.begin:  # only a --no-gate utterance without a pause is this long
+                    print(f"{PROG}: warning: the utterance ending at {event.end_s:.1f} s is kept without its first "
+                          f"{history.begin / sr - start_s:.1f} s (only the last {history.capacity / sr:.0f} s "
+                          "of audio are held)", file=sys.stderr, flush=True)
                 try:
-                    stats.saved.append(_save(save_dir, history.slice_s(event.start_s - PREROLL_S, event.end_s), event, sr))
+                    stats.saved.append(_save(save_dir, history.slice_s(start_s, event.end_s), event, sr))
                 except OSError as exc:  # e.g. the disk filled up: listening goes on
                     print(f"{PROG}: warning: could not save the utterance in {save_dir} ({exc.strerror or exc}); "
                           "listening goes on", file=sys.stderr, flush=True)
@@ -188,7 +209,10 @@ def import_sounddevice():
 
 
 class MicrophoneSource:
-    """Blocks from a PortAudio input stream at the device's native rate; overflows are counted.
+    """Mono blocks from a PortAudio input stream at the device's native rate. A device that records only in
+    stereo (or more channels) is opened so and mixed down. PortAudio's overflows are counted; so are the blocks
+    dropped when the models fall more than ``QUEUE_S`` behind the microphone (a board slower than real time), with a
+    warning, so that the delay cannot grow without end.
 
     Args:
         sd: the sounddevice module.
@@ -206,26 +230,60 @@ class MicrophoneSource:
         self.name = info["name"]
         self.rate_hz = int(info["default_samplerate"])
         self.block_frames = max(1, int(block_s * self.rate_hz))
+        self.channels = self._channels(int(info.get("max_input_channels") or 1))
         self.overflows = 0
-        self._queue: queue.Queue[np.ndarray] = queue.Queue()
+        self.dropped_frames = 0
+        self._warned_frames = 0
+        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=max(2, math.ceil(QUEUE_S / block_s)))
+        self._silence_s = 3.0 + 2 * block_s  # this long without a block: the device has stopped
+
+    @property
+    def dropped_s(self) -> float:
+        return self.dropped_frames / self.rate_hz
+
+    def _channels(self, most: int) -> int:
+        """1 where the device can record mono, else the fewest channels it takes (mixed down in the callback)."""
+        for channels in dict.fromkeys((1, 2, max(1, most))):
+            try:
+                self.sd.check_input_settings(device=self.device, channels=channels, dtype="float32",
+                                             samplerate=self.rate_hz)
+                return channels
+            except (ValueError, self.sd.PortAudioError):
+                continue
+        return 1  # none fits: opening the stream says why
 
     def _callback(self, indata, frames, time_info, status) -> None:
         if status.input_overflow:
             self.overflows += 1
-        self._queue.put(indata[:, 0].copy())
+        block = indata[:, 0].copy() if indata.shape[1] == 1 else indata.mean(axis=1, dtype=np.float32)
+        try:
+            self._queue.put_nowait(block)
+        except queue.Full:
+            self.dropped_frames += frames
+
+    def _warn_dropped(self) -> None:
+        """A warning at the first dropped block, then whenever another 10 s have been dropped."""
+        if self.dropped_frames > self._warned_frames and (self._warned_frames == 0
+                                                          or self.dropped_frames - self._warned_frames >= 10 * self.rate_hz):
+            print(f"{PROG}: warning: the models fall behind the microphone; {self.dropped_s:.1f} s of audio dropped so "
+                  "far (the machine is too busy to keep up: close other programs, or try --precision int8)",
+                  file=sys.stderr, flush=True)
+            self._warned_frames = self.dropped_frames
 
     def __iter__(self) -> Iterator[np.ndarray]:
         try:
-            stream = self.sd.InputStream(device=self.device, samplerate=self.rate_hz, channels=1, dtype="float32",
-                                         blocksize=self.block_frames, callback=self._callback)
+            stream = self.sd.InputStream(device=self.device, samplerate=self.rate_hz, channels=self.channels,
+                                         dtype="float32", blocksize=self.block_frames, callback=self._callback)
         except (ValueError, self.sd.PortAudioError) as exc:
             raise LiveError(f"cannot open input device {self.name!r} ({exc}); pick another with --device") from None
         with stream:
             while True:
                 try:
-                    yield self._queue.get(timeout=3.0)
+                    block = self._queue.get(timeout=self._silence_s)
                 except queue.Empty:
-                    raise LiveError(f"no audio from {self.name!r} for 3 s; check the device") from None
+                    raise LiveError(f"no audio from {self.name!r} for {self._silence_s:.0f} s; check the device") from None
+                self._warn_dropped()
+                yield block
 
 
 def _device(value: str) -> int | str:
@@ -273,9 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # during start-up
         pass
     overflows = source.overflows if source else 0
+    dropped = f", {source.dropped_s:.1f} s of audio dropped (models behind)" if source and source.dropped_frames else ""
     mean_ms = float(np.mean(stats.feed_ms)) if stats.feed_ms else 0.0
     print(f"{PROG}: {stats.audio_s:.1f} s of audio, {stats.keywords} keyword(s), {stats.utterances} utterance(s), "
-          f"{overflows} input overflow(s), {mean_ms:.1f} ms per block", file=sys.stderr)
+          f"{overflows} input overflow(s){dropped}, {mean_ms:.1f} ms per block", file=sys.stderr)
     return 0
 
 

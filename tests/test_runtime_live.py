@@ -4,7 +4,9 @@ missing PortAudio, and a real PortAudio stream from a PulseAudio virtual microph
 from __future__ import annotations
 
 import ctypes.util
+import itertools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -229,3 +231,101 @@ def test_a_save_folder_gone_while_listening_is_a_warning_not_a_traceback(tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"{live.PROG}: warning: could not save the utterance in {save_dir} (cannot write")
     assert err[0].endswith("listening goes on")
+
+
+LONG_NO_PAUSE = [("", 0.5)] + [("one", 0.5), ("", 0.3), ("two", 0.5), ("", 0.3)] * 12 + [("", 3.0)]  # 19.2 s of words
+
+
+def test_a_long_ungated_utterance_is_kept_whole(tmp_path, capsys):
+    """--no-gate: an utterance ends only at a pause, so one can run far past the gated limit; all of it is saved
+    (before, only the last 13 s were held)."""
+    stats = live.run_live(fake_transcriber("no_gate"), blocks_44k(synth(LONG_NO_PAUSE)), 44100,
+                          save_dir=str(tmp_path), emit=lambda _: None)
+    (saved,) = stats.saved
+    audio, rate = sf.read(saved)
+    assert 21.0 < len(audio) / rate < 22.0 and capsys.readouterr().err == ""  # from 0 s to past the last word
+
+
+def test_an_utterance_longer_than_the_history_is_saved_with_a_warning(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(live, "UNGATED_HISTORY_S", 8.0)
+    stats = live.run_live(fake_transcriber("no_gate"), blocks_44k(synth(LONG_NO_PAUSE)), 44100,
+                          save_dir=str(tmp_path), emit=lambda _: None)
+    (saved,) = stats.saved
+    audio, rate = sf.read(saved)
+    assert 7.0 < len(audio) / rate <= 8.0  # the last 8 s held, up to the utterance's end
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith(f"{live.PROG}: warning: the utterance ending at ")
+    assert re.search(r"kept without its first 1[0-9]\.[0-9] s \(only the last 8 s of audio are held\)$", err), err
+
+
+def test_audio_history_keeps_at_least_its_capacity_and_slices_by_absolute_time():
+    history = live._AudioHistory(1.0, 10)
+    for i in range(5):
+        history.append(np.full(4, i, np.float32))
+    assert history.end == 20 and history.begin <= 10 and history.begin == 8  # blocks are kept whole
+    assert history.slice_s(0.0, 2.0).tolist() == [2] * 4 + [3] * 4 + [4] * 4
+    assert history.slice_s(1.1, 1.3).tolist() == [2, 3] and history.slice_s(1.9, 5.0).tolist() == [4]
+    assert history.slice_s(1.5, 1.2).size == 0
+
+
+class FakeSounddevice:
+    """sounddevice's surface that MicrophoneSource uses; the stream delivers ``blocks`` as soon as it starts."""
+
+    class PortAudioError(Exception):
+        pass
+
+    class Status:
+        input_overflow = False
+
+    def __init__(self, blocks, takes_channels=(1, 2), rate=16000):
+        self.blocks, self.takes, self.rate, self.opened = blocks, takes_channels, rate, []
+
+    def query_devices(self, device, kind):
+        return {"name": "fake mic", "default_samplerate": float(self.rate), "max_input_channels": max(self.takes)}
+
+    def check_input_settings(self, device=None, channels=None, dtype=None, samplerate=None):
+        if channels not in self.takes:
+            raise self.PortAudioError("Invalid number of channels [PaErrorCode -9998]")
+
+    def InputStream(self, device, samplerate, channels, dtype, blocksize, callback):
+        self.check_input_settings(channels=channels)
+        self.opened.append(channels)
+        sd = self
+
+        class Stream:
+            def __enter__(self):
+                for block in sd.blocks:
+                    callback(np.repeat(block[:, None], channels, axis=1) if block.ndim == 1 else block,
+                             len(block), None, sd.Status())
+
+            def __exit__(self, *exc):
+                return False
+        return Stream()
+
+
+def test_a_stereo_only_microphone_is_opened_in_stereo_and_mixed_down():
+    left_right = np.stack([np.full(800, 0.2, np.float32), np.full(800, 0.4, np.float32)], axis=1)
+    sd = FakeSounddevice([left_right] * 3, takes_channels=(2,))
+    source = live.MicrophoneSource(sd, None, 0.05)
+    blocks = list(itertools.islice(iter(source), 3))
+    assert sd.opened == [2] and [b.shape for b in blocks] == [(800,)] * 3
+    assert np.allclose(np.concatenate(blocks), 0.3)
+    sd_mono = FakeSounddevice([np.zeros(800, np.float32)])
+    list(itertools.islice(iter(live.MicrophoneSource(sd_mono, None, 0.05)), 1))
+    assert sd_mono.opened == [1]
+
+
+def test_models_falling_behind_drop_blocks_with_a_warning_rather_than_queue_without_end(capsys):
+    """The microphone delivers 8 s of 1 s blocks before the models take one: at most QUEUE_S (5 s) wait."""
+    sd = FakeSounddevice([np.full(16000, i, np.float32) for i in range(8)])
+    source = live.MicrophoneSource(sd, None, 1.0)
+    blocks = list(itertools.islice(iter(source), 5))
+    assert [b[0] for b in blocks] == [0, 1, 2, 3, 4] and source.dropped_frames == 3 * 16000
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith(f"{live.PROG}: warning: the models fall behind the microphone; 3.0 s of audio dropped")
+
+
+def test_large_blocks_are_not_mistaken_for_a_silent_device():
+    """A 3 s block takes 3 s to come: the wait for audio is longer than a block (before: 3 s for any size)."""
+    source = live.MicrophoneSource(FakeSounddevice([]), None, 3.0)
+    assert source._silence_s > 2 * 3.0
