@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import sysconfig
 from collections.abc import Callable
 
 
@@ -33,17 +34,22 @@ class UsageParser(argparse.ArgumentParser):
         raise SystemExit(1)
 
 
+# Where the shipped models are looked for, after ./saved_models: the checkout holding this package, then the copy
+# of their TFLite files and sidecars that ``pip install`` puts under the environment's data folder (setup.cfg's
+# data_files: share/kws_tf/saved_models/), or the user's for ``pip install --user``.
+CHECKOUT_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
+INSTALLED_MODELS = list(dict.fromkeys(os.path.join(sysconfig.get_path("data", scheme), "share", "kws_tf", "saved_models")
+                                      for scheme in (sysconfig.get_default_scheme(), sysconfig.get_preferred_scheme("user"))))
+
+
 def default_models_dir() -> str:
-    """``./saved_models`` if it exists, else ``saved_models/`` in the repository holding this package; a
-    UsageError (one line: pass --models) where neither is there, as after ``pip install .`` outside the
-    checkout (the shipped models live in the repository, not in the installed package)."""
-    if os.path.isdir("saved_models"):
-        return "saved_models"
-    beside = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
-    if not os.path.isdir(beside):
-        raise UsageError("no saved_models/ folder here or beside the installed package; pass --models DIR, a folder "
-                         "with kws/ and words/ (the shipped ones are the repository's saved_models/)")
-    return beside
+    """``./saved_models`` if it exists, else the checkout's ``saved_models/`` beside this package, else the copy
+    installed with the package; a UsageError (one line: pass --models) where none is there."""
+    for folder in ("saved_models", CHECKOUT_MODELS, *INSTALLED_MODELS):
+        if os.path.isdir(folder):
+            return folder
+    raise UsageError(f"no saved_models/ folder here, in the checkout or installed with kws_tf ({INSTALLED_MODELS[0]}); "
+                     "pass --models DIR, a folder with kws/ and words/, or reinstall kws_tf")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:

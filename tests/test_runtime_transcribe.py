@@ -130,16 +130,31 @@ def test_usage_errors_exit_1_without_traceback(clips, tmp_path, capsys):
 
 
 def test_no_models_folder_anywhere_says_to_pass_models(clips, tmp_path, capsys, monkeypatch):
-    """Outside the checkout after ``pip install .`` (no ./saved_models, none beside the installed package) the
-    default is no path that then fails as a missing sidecar: one line says to pass --models."""
+    """No ./saved_models, none in a checkout beside the package and none installed with it: the default is no path
+    that then fails as a missing sidecar; one line says to pass --models."""
     from kws_tf import cli
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "kws_tf" / "cli.py"))
+    monkeypatch.setattr(cli, "CHECKOUT_MODELS", str(tmp_path / "site-packages" / "saved_models"))
+    monkeypatch.setattr(cli, "INSTALLED_MODELS", [str(tmp_path / "venv" / "share" / "kws_tf" / "saved_models")])
     assert transcribe.main([str(clips / "a.wav")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["python -m kws_tf.transcribe: error: no saved_models/ folder here or beside the installed package; pass --models "
-                   "DIR, a folder with kws/ and words/ (the shipped ones are the repository's saved_models/)"]
+    assert err == [f"python -m kws_tf.transcribe: error: no saved_models/ folder here, in the checkout or installed with "
+                   f"kws_tf ({tmp_path}/venv/share/kws_tf/saved_models); pass --models DIR, a folder with kws/ and words/, "
+                   "or reinstall kws_tf"]
+
+
+def test_the_models_installed_with_the_package_are_the_default_outside_a_checkout(tmp_path, monkeypatch):
+    from kws_tf import cli
+
+    installed = tmp_path / "venv" / "share" / "kws_tf" / "saved_models"
+    installed.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "CHECKOUT_MODELS", str(tmp_path / "site-packages" / "saved_models"))
+    monkeypatch.setattr(cli, "INSTALLED_MODELS", [str(tmp_path / "user" / "saved_models"), str(installed)])
+    assert cli.default_models_dir() == str(installed)
+    (tmp_path / "saved_models").mkdir()  # a folder here comes first
+    assert cli.default_models_dir() == "saved_models"
 
 
 def test_m4a_without_pydub_fails_its_file_in_one_line(fake_models, clips, tmp_path, capsys, monkeypatch):
