@@ -111,6 +111,17 @@ def test_a_keyword_recipe_fold_trains_two_models_saves_two_traces_and_writes_one
     assert "fold 3: grid written" in done.stdout
 
 
+def test_the_wider_keyword_model_fold_passes_its_recipe_and_names_its_grid(tmp_path):
+    """training/kfold/kws_gru80/run_fold.sh: the shared keyword-recipe fold with 80 GRU units (rule 13)."""
+    done, calls = run_fold(tmp_path, script_path=os.path.join(ROOT, "training", "kfold", "kws_gru80", "run_fold.sh"))
+    assert done.returncode == 0, done.stderr
+    kws = [c for c in calls if c.startswith("-m kws_tf.train ") and "--task kws" in c]
+    assert len(kws) == 1 and "--seed 0 --set kws.gru_units=80 --out " in kws[0] and "freq_warp" not in kws[0]
+    assert sum(c.startswith("-m kws_tf.train ") and "--task words --seed 1 --set word_data.keyword_share=0.2" in c for c in calls) == 1
+    assert json.loads((tmp_path / "grids" / "fold3_G80.json").read_text()) == {"fake": True}
+    assert (tmp_path / "work" / "f3" / "PG80" / "kws").is_dir() and "fold 3: grid written" in done.stdout
+
+
 def test_a_rerun_keeps_the_steps_an_earlier_run_finished(tmp_path):
     """A fold stopped part-way (say at the end of a session) is run again with the same command: the finished
     training and trace are kept, the rest is run (a stopped training resumes from its run folder)."""
