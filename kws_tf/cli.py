@@ -55,7 +55,7 @@ def default_models_dir() -> str:
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """The options ``transcribe`` and ``live`` share: which package and precision to run, and the sidecar
     thresholds they may override (read back by ``transcriber_kwargs``)."""
-    p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ and verifier_NAME/ (default: saved_models/)")
+    p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ and verifier_NAME/ (default: ./saved_models, else the checkout's or the one installed with kws_tf)")
     p.add_argument("--precision", choices=("float32", "int8"), default="float32", help="which TFLite model to run")
     p.add_argument("--threshold", type=float, help="keyword detection threshold (overrides the sidecar)")
     p.add_argument("--word-threshold", type=float, help="word score threshold (overrides the sidecar)")

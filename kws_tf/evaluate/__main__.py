@@ -35,7 +35,7 @@ FORMAT = "kws_tf.evaluate/1"
 def build_parser() -> argparse.ArgumentParser:
     p = UsageParser(prog=PROG, description="Evaluate exported models on a Speech Commands split: word accuracy, "
                     "keyword recall and false alarms, gated sentence WER and speed; writes results.json and index.html.")
-    p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ and verifier_NAME/ (default: saved_models/)")
+    p.add_argument("--models", default=None, help="export folder with kws/ and words/, optionally verifier/ and verifier_NAME/ (default: ./saved_models, else the checkout's or the one installed with kws_tf)")
     p.add_argument("--data-dir", required=True, help="Speech Commands folder (official layout)")
     p.add_argument("--split", choices=SPLITS, default="test", help="which split's clips to use (default: test)")
     p.add_argument("--lists-dir", help=LISTS_HELP)
