@@ -210,9 +210,9 @@ def import_sounddevice():
 
 class MicrophoneSource:
     """Mono blocks from a PortAudio input stream at the device's native rate. A device that records only in
-    stereo (or more channels) is opened so and mixed down. PortAudio's overflows are counted; so are the blocks
-    dropped when the models fall more than ``QUEUE_S`` behind the microphone (a board slower than real time), with a
-    warning, so that the delay cannot grow without end.
+    stereo (or more channels) is opened so and mixed down (the mean, as for files). PortAudio's overflows are
+    counted; so are the blocks dropped when the models fall more than ``QUEUE_S`` behind the microphone (a board
+    slower than real time), oldest first and with a warning, so that the delay cannot grow without end.
 
     Args:
         sd: the sounddevice module.
@@ -258,17 +258,21 @@ class MicrophoneSource:
         block = indata[:, 0].copy() if indata.shape[1] == 1 else indata.mean(axis=1, dtype=np.float32)
         try:
             self._queue.put_nowait(block)
-        except queue.Full:
-            self.dropped_frames += frames
+        except queue.Full:  # the oldest block goes, so that the models catch up with the newest audio
+            try:
+                self.dropped_frames += len(self._queue.get_nowait())
+            except queue.Empty:  # taken by the main thread meanwhile
+                pass
+            self._queue.put_nowait(block)
 
     def _warn_dropped(self) -> None:
         """A warning at the first dropped block, then whenever another 10 s have been dropped."""
-        if self.dropped_frames > self._warned_frames and (self._warned_frames == 0
-                                                          or self.dropped_frames - self._warned_frames >= 10 * self.rate_hz):
-            print(f"{PROG}: warning: the models fall behind the microphone; {self.dropped_s:.1f} s of audio dropped so "
-                  "far (the machine is too busy to keep up: close other programs, or try --precision int8)",
+        dropped = self.dropped_frames  # read once: the callback thread adds to it
+        if dropped > self._warned_frames and (self._warned_frames == 0 or dropped - self._warned_frames >= 10 * self.rate_hz):
+            print(f"{PROG}: warning: the models fall behind the microphone; {dropped / self.rate_hz:.1f} s of audio "
+                  "dropped so far (the machine is too busy to keep up: close other programs, or try --precision int8)",
                   file=sys.stderr, flush=True)
-            self._warned_frames = self.dropped_frames
+            self._warned_frames = dropped
 
     def __iter__(self) -> Iterator[np.ndarray]:
         try:

@@ -320,7 +320,7 @@ def test_models_falling_behind_drop_blocks_with_a_warning_rather_than_queue_with
     sd = FakeSounddevice([np.full(16000, i, np.float32) for i in range(8)])
     source = live.MicrophoneSource(sd, None, 1.0)
     blocks = list(itertools.islice(iter(source), 5))
-    assert [b[0] for b in blocks] == [0, 1, 2, 3, 4] and source.dropped_frames == 3 * 16000
+    assert [b[0] for b in blocks] == [3, 4, 5, 6, 7] and source.dropped_frames == 3 * 16000  # the newest 5 s kept
     (err,) = capsys.readouterr().err.strip().splitlines()
     assert err.startswith(f"{live.PROG}: warning: the models fall behind the microphone; 3.0 s of audio dropped")
 

@@ -70,28 +70,34 @@ def _ignore_sigint() -> None:
 
 def _pool_map(fn: Callable, calls: Sequence[tuple], workers: int) -> list:
     """``[fn(*c) for c in calls]`` in ``workers`` processes. On Ctrl-C (or any error) the queued calls are
-    cancelled and the workers stopped at once, rather than waiting for every queued call to run to its end.
-    The workers are the child processes that appear while the pool runs (this module starts no others), so a
-    worker forked just as Ctrl-C came is stopped too. They are stopped before the pool is shut down, so that
-    ``shutdown(wait=True)`` returns at once and waits for the pool's own thread, which also reaps them: none is left
-    half-reaped by two threads waiting on it."""
+    cancelled and the workers stopped at once, rather than waiting for every queued call to run to its end."""
     before = set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
     try:
         futures = [pool.submit(fn, *c) for c in calls]
         outputs = [f.result() for f in futures]
     except BaseException:
-        workers_running = [proc for proc in multiprocessing.active_children() if proc not in before]
-        for proc in workers_running:
-            proc.terminate()
-        for proc in workers_running:
-            proc.join(5)
-            if proc.exitcode is None:  # not stopped by SIGTERM in 5 s
-                proc.kill()
-        pool.shutdown(wait=True, cancel_futures=True)  # the pool's thread sees its workers gone and reaps them
+        pool.shutdown(wait=False, cancel_futures=True)
+        _stop([proc for proc in multiprocessing.active_children() if proc not in before])
         raise
     pool.shutdown()
     return outputs
+
+
+def _stop(workers: list) -> None:
+    """Terminate ``workers`` (the pool's processes: the children that appeared while it ran, also one forked just as
+    Ctrl-C came) and wait until none is left a child: SIGKILL after 5 s, give up after 10. ``active_children()``
+    reaps those that ended; the pool's own thread may reap one first, which then leaves the list a moment later."""
+    for proc in workers:
+        proc.terminate()
+    for tick in range(200):
+        left = [proc for proc in workers if proc in multiprocessing.active_children()]
+        if not left:
+            return
+        if tick == 100:
+            for proc in left:
+                proc.kill()
+        time.sleep(0.05)
 
 
 def _load(args: argparse.Namespace, index: DatasetIndex, labels: list[str], keyword: str) -> tuple[WordBank, list[str], dict]:
