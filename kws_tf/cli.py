@@ -36,10 +36,12 @@ class UsageParser(argparse.ArgumentParser):
 
 # Where the shipped models are looked for, after ./saved_models: the checkout holding this package, then the copy
 # of their TFLite files and sidecars that ``pip install`` puts under the environment's data folder (setup.cfg's
-# data_files: share/kws_tf/saved_models/), or the user's for ``pip install --user``.
+# data_files: share/kws_tf/saved_models/), or the user's for ``pip install --user``. The training presets travel
+# the same way (share/kws_tf/training/, kws_tf.train.presets).
 CHECKOUT_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
-INSTALLED_MODELS = list(dict.fromkeys(os.path.join(sysconfig.get_path("data", scheme), "share", "kws_tf", "saved_models")
-                                      for scheme in (sysconfig.get_default_scheme(), sysconfig.get_preferred_scheme("user"))))
+INSTALLED_DATA = list(dict.fromkeys(os.path.join(sysconfig.get_path("data", scheme), "share", "kws_tf")
+                                    for scheme in (sysconfig.get_default_scheme(), sysconfig.get_preferred_scheme("user"))))
+INSTALLED_MODELS = [os.path.join(folder, "saved_models") for folder in INSTALLED_DATA]
 
 
 def default_models_dir() -> str:

@@ -1,5 +1,6 @@
-"""The wheel carries the shipped models' TFLite files and sidecars (setup.cfg's data_files), every one of them,
-so that an installed kws_tf finds them (kws_tf.cli.INSTALLED_MODELS) and runs without --models."""
+"""The wheel carries the shipped models' TFLite files and sidecars and the training presets (setup.cfg's
+data_files), every one of them, so that an installed kws_tf finds them (kws_tf.cli.INSTALLED_MODELS,
+kws_tf.train.presets.INSTALLED_PRESETS) and runs without --models or a preset path."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def shipped_files() -> set[str]:
-    """``saved_models/...`` paths of what the runtime loads: every model folder's sidecar and TFLite files."""
+    """Repository paths of what an install carries: every model folder's sidecar and TFLite files, the presets."""
     names = glob.glob(os.path.join(REPO, "saved_models", "*", "model.json"))
     names += glob.glob(os.path.join(REPO, "saved_models", "*", "*.tflite"))
+    names += glob.glob(os.path.join(REPO, "training", "*.json"))  # the presets
     return {os.path.relpath(n, REPO) for n in names} | {"saved_models/MODEL_CARD.md"}
 
 
@@ -51,3 +53,23 @@ def test_the_wheel_installs_every_shipped_model_where_the_runtime_looks(tmp_path
     for name in shipped_files():
         installed = venv / "share" / "kws_tf" / name
         assert installed.read_bytes() == open(os.path.join(REPO, name), "rb").read(), name
+
+
+def test_presets_by_name_come_from_the_checkout_the_current_folder_or_the_install(tmp_path, monkeypatch):
+    """A checkout installed without -e (pip install '.[train]', as where the pinned requirements do not install)
+    has no training/ beside the installed package: the current folder's or the installed copy's presets serve."""
+    from kws_tf.train import presets
+
+    installed = tmp_path / "venv" / "share" / "kws_tf" / "training"
+    installed.mkdir(parents=True)
+    shutil.copy(os.path.join(REPO, "training", "tiny.json"), installed / "tiny.json")
+    monkeypatch.setattr(presets, "CHECKOUT_PRESETS", str(tmp_path / "site-packages" / "training"))
+    monkeypatch.setattr(presets, "INSTALLED_PRESETS", [str(installed)])
+    monkeypatch.chdir(tmp_path)
+    assert presets.available_presets() == ["tiny"] and presets.load_preset("tiny").name == "tiny"
+    with pytest.raises(presets.PresetError, match="preset 'default' not found; choose one of tiny or pass a .json path"):
+        presets.load_preset("default")
+    (tmp_path / "training").mkdir()  # a checkout's training/ in the current folder comes first
+    shutil.copy(os.path.join(REPO, "training", "default.json"), tmp_path / "training" / "default.json")
+    assert presets.available_presets() == ["default", "tiny"] and presets.load_preset("default").name == "default"
+

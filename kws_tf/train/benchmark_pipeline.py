@@ -39,7 +39,7 @@ def step_rate(model, x, y, batch_size: int, n: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = UsageParser(description=doc_summary(__doc__))
+    p = UsageParser(prog="python -m kws_tf.train.benchmark_pipeline", description=doc_summary(__doc__))
     p.add_argument("--data-dir", required=True)
     p.add_argument("--preset", default="default")
     p.add_argument("--batches", type=int, default=20)

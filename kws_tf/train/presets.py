@@ -11,9 +11,20 @@ import json
 import os
 from dataclasses import dataclass
 
+from kws_tf.cli import INSTALLED_DATA
 from kws_tf.config import DecoderConfig, DetectorConfig, FeatureConfig, KwsDataConfig, WordDataConfig, check_types, from_dict, to_dict
 
-PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "training")
+# Presets by name are looked for in training/ of the checkout holding this package, then of the current folder (a
+# checkout whose package was installed without -e, as on machines without the pinned requirements), then in the
+# copy installed with the package (setup.cfg's data_files).
+CHECKOUT_PRESETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "training")
+INSTALLED_PRESETS = [os.path.join(folder, "training") for folder in INSTALLED_DATA]
+
+
+def preset_dirs() -> list[str]:
+    """The folders that hold presets by name, the first one first."""
+    found = (CHECKOUT_PRESETS, os.path.abspath("training"), *INSTALLED_PRESETS)
+    return [folder for folder in dict.fromkeys(found) if os.path.isdir(folder)]
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -113,9 +124,7 @@ class PresetError(Exception):
 
 
 def available_presets() -> list[str]:
-    if not os.path.isdir(PRESET_DIR):
-        return []
-    return sorted(n[:-5] for n in os.listdir(PRESET_DIR) if n.endswith(".json"))
+    return sorted({n[:-5] for folder in preset_dirs() for n in os.listdir(folder) if n.endswith(".json")})
 
 
 def _check_known(path: str, data: object) -> None:
@@ -138,7 +147,11 @@ def _check_known(path: str, data: object) -> None:
 
 def load_preset(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Preset:
     """Preset by name (``training/NAME.json``) or path, with ``section.field=value`` overrides."""
-    path = name_or_path if name_or_path.endswith(".json") else os.path.join(PRESET_DIR, f"{name_or_path}.json")
+    if name_or_path.endswith(".json"):
+        path = name_or_path
+    else:
+        named = [os.path.join(folder, f"{name_or_path}.json") for folder in preset_dirs()]
+        path = next((p for p in named if os.path.exists(p)), f"{name_or_path}.json")
     if not os.path.exists(path):
         raise PresetError(f"preset '{name_or_path}' not found; choose one of {', '.join(available_presets()) or '(none)'} or pass a .json path")
     with open(path, encoding="utf-8") as f:
