@@ -23,7 +23,8 @@ class AudioError(Exception):
     """A file that cannot be read as audio; ``str()`` is a one-line message for the user."""
 
 
-def _to_mono_float(data: np.ndarray) -> np.ndarray:
+def to_mono_float(data: np.ndarray) -> np.ndarray:
+    """``(samples,)`` or ``(samples, channels)`` audio as ``(samples,)`` float32: the channels' mean."""
     data = np.asarray(data, dtype=np.float32)
     return data.mean(axis=1) if data.ndim == 2 else data
 
@@ -86,7 +87,7 @@ def read_audio(path: str, target_hz: int = 16000) -> np.ndarray:
     if data.shape[0] == 0:
         raise AudioError(f"{path}: file has no audio samples")
     _check_finite(path, data, 0.0, rate)
-    return resample(_to_mono_float(data), rate, target_hz)
+    return resample(to_mono_float(data), rate, target_hz)
 
 
 def iter_audio_blocks(path: str, target_hz: int = 16000, block_s: float = 10.0) -> Iterator[np.ndarray]:
@@ -110,7 +111,7 @@ def iter_audio_blocks(path: str, target_hz: int = 16000, block_s: float = 10.0) 
                 data = f.read(blocksize, dtype="float32", always_2d=True)
                 last = data.shape[0] < blocksize
                 _check_finite(path, data, total / rate, rate)
-                mono = _to_mono_float(data)
+                mono = to_mono_float(data)
                 total += len(mono)
                 out = mono if resampler is None else resampler.resample_chunk(mono, last=last)
                 if len(out):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import soxr
 
-from kws_tf.audio_io import write_wav_atomic
+from kws_tf.audio_io import to_mono_float, write_wav_atomic
 from kws_tf.cli import UsageError, UsageParser, add_model_options, check_thresholds, transcriber_kwargs
 from kws_tf.decisions import KeywordEvent, UtteranceEnd
 from kws_tf.runtime import Transcriber
@@ -121,7 +121,7 @@ def _loop(tr: Transcriber, it: Iterator[np.ndarray], resampler, history: _AudioH
     sr = tr.features.sample_rate_hz
     for block in it:
         block = np.asarray(block, np.float32)
-        mono = block.mean(axis=1) if block.ndim == 2 else block
+        mono = to_mono_float(block)
         x = mono if resampler is None else resampler.resample_chunk(mono)
         if duration_s is not None:
             x = x[: max(0, int(duration_s * sr) - history.end)]
@@ -255,7 +255,7 @@ class MicrophoneSource:
     def _callback(self, indata, frames, time_info, status) -> None:
         if status.input_overflow:
             self.overflows += 1
-        block = indata[:, 0].copy() if indata.shape[1] == 1 else indata.mean(axis=1, dtype=np.float32)
+        block = to_mono_float(indata)  # a new array: PortAudio reuses indata
         try:
             self._queue.put_nowait(block)
         except queue.Full:  # the oldest block goes, so that the models catch up with the newest audio

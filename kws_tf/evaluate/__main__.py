@@ -91,7 +91,8 @@ def _stop(workers: list) -> None:
     for proc in workers:
         proc.terminate()
     for tick in range(200):
-        left = [proc for proc in workers if proc in multiprocessing.active_children()]
+        children = multiprocessing.active_children()
+        left = [proc for proc in workers if proc in children]
         if not left:
             return
         if tick == 100:
