@@ -128,7 +128,8 @@ def _one(tr: Transcriber, item: tuple[str, str | None], on_seconds: Callable[[fl
     if not record["error"]:
         from kws_tf.evaluate.plots import file_png
 
-        file_png(name, record, times, probs, tr.detector_cfg.threshold, png, keyword=tr.keyword or "")
+        file_png(name, record, times, probs, tr.detector_cfg.threshold, png, keyword=tr.keyword or "",
+                 rate_hz=tr.features.sample_rate_hz)
     return record
 
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from kws_tf.evaluate.__main__ import main
@@ -306,6 +307,19 @@ def test_transcribe_plot_writes_a_png_per_file(tiny_models_dir, tiny_data_dir, t
         with open(plot_dir / name, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert keywords == ["stop"] * 3  # the score axis names the models' keyword: P(stop)
+
+
+def test_file_png_reads_the_file_at_the_models_rate(tmp_path, monkeypatch):
+    from kws_tf.audio_io import write_wav_atomic
+    from kws_tf.evaluate import plots
+
+    wav = str(tmp_path / "two_seconds.wav")
+    write_wav_atomic(wav, np.zeros(32000, np.float32), 16000)
+    seen = []
+    monkeypatch.setattr(plots, "transcript_png", lambda audio, sr, png, **kw: seen.append((len(audio), sr)) or png)
+    record = {"duration_s": 2.0, "words": [], "keywords": [], "text": ""}
+    out = plots.file_png(wav, record, [], [], 0.5, str(tmp_path / "p.png"), rate_hz=8000)
+    assert out == str(tmp_path / "p.png") and seen == [(16000, 8000)]  # 2 s at the models' 8 kHz
 
 
 def test_transcribe_plot_without_matplotlib_is_one_line(tiny_models_dir, tiny_data_dir, tmp_path, monkeypatch, capsys):

@@ -171,20 +171,20 @@ def plot_names(paths: Sequence[str], plot_dir: str) -> dict[str, str]:
 
 
 def file_png(path: str, record: dict, times_s: Sequence[np.ndarray], probs: Sequence[np.ndarray], threshold: float,
-             png: str, keyword: str = "") -> str | None:
+             png: str, keyword: str = "", rate_hz: int = 16000) -> str | None:
     """The transcript plot of one transcribed file (a ``kws_tf.transcribe`` jsonl record and the
-    keyword score trace collected while transcribing it). Returns the PNG path, or None (logged) when
-    the file could not be plotted."""
+    keyword score trace collected while transcribing it), its audio read at the models' ``rate_hz``.
+    Returns the PNG path, or None (logged) when the file could not be plotted."""
     from kws_tf.audio_io import AudioError, read_audio
 
     try:
-        audio = read_audio(path)
+        audio = read_audio(path, rate_hz)
         t = np.concatenate(times_s) if len(times_s) else np.zeros(0)
         p = np.concatenate(probs) if len(probs) else np.zeros(0)
         keep = t <= record["duration_s"] + 1e-6
         words = [(w["word"], w["start_s"], w["end_s"]) for w in record["words"]]
         title = f"{os.path.basename(path)}: \"{record['text']}\""
-        return transcript_png(audio, 16000, png, times_s=t[keep], probs=p[keep], threshold=threshold,
+        return transcript_png(audio, rate_hz, png, times_s=t[keep], probs=p[keep], threshold=threshold,
                               detections=[k["time_s"] for k in record["keywords"]], words=words, keyword=keyword, title=title)
     except (AudioError, OSError, ValueError) as exc:
         log.warning("%s: no plot (%s)", path, exc)
