@@ -120,7 +120,6 @@ def _loop(tr: Transcriber, it: Iterator[np.ndarray], resampler, history: _AudioH
           save_dir: str | None, duration_s: float | None, emit: Callable[[str], None]) -> None:
     sr = tr.features.sample_rate_hz
     for block in it:
-        block = np.asarray(block, np.float32)
         mono = to_mono_float(block)
         x = mono if resampler is None else resampler.resample_chunk(mono)
         if duration_s is not None:
